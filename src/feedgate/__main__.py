@@ -1,0 +1,3 @@
+from feedgate.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,19 @@
+"""Read back one logged request: ``GET /v1/request/{id}``."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from feedgate.api.results import ok
+from feedgate.api.rows import helicone_row
+from feedgate.errors import NotFound
+from feedgate.keys import STORE
+from feedgate.proxy.request_id import check_id
+
+
+async def get_request(request: web.Request) -> web.Response:
+    request_id = check_id(request.match_info["request_id"])
+    attempts = await request.app[STORE].request_attempts(request_id)
+    if not attempts:
+        raise NotFound(f"no request with ID {request_id}")
+    return ok(helicone_row(attempts[-1], attempts=len(attempts)))

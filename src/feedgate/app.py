@@ -1,0 +1,87 @@
+"""``create_app(settings)``: the only place where feedgate is wired together."""
+
+from __future__ import annotations
+
+import functools
+import re
+import logging
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from feedgate.api import ops, requests
+from feedgate.config import Settings
+from feedgate.keys import HTTP, INFLIGHT, PRICES, PROVIDERS, SETTINGS, STORE, WRITER
+from feedgate.middleware import gateway_middleware, stamp_request_id
+from feedgate.pricing import PriceTable
+from feedgate.proxy.derive import derive_row
+from feedgate.proxy.forward import proxy_handler
+from feedgate.proxy.inflight import Inflight
+from feedgate.proxy.providers import Providers
+from feedgate.store import make_store
+from feedgate.store.writer import Writer
+
+log = logging.getLogger("feedgate")
+
+
+async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    store = make_store(settings)
+    await store.open()
+    writer = Writer(
+        store,
+        functools.partial(derive_row, prices=app[PRICES]),
+        queue_size=settings.database.queue_size,
+        batch_max=settings.database.batch_max,
+    )
+    writer.start()
+    app[STORE], app[WRITER] = store, writer
+    yield
+    # In-flight requests have finished by now (aiohttp waits for them first): drain what they logged.
+    await writer.stop()
+    stats = writer.stats
+    log.info(
+        "log writer stopped: %d rows written, %d dropped (queue full), %d lost (store errors)",
+        stats.written, stats.dropped_queue_full, stats.dropped_store_error,
+    )
+    await store.close()
+
+
+async def _http_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS].server
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60, ttl_dns_cache=300),
+        timeout=aiohttp.ClientTimeout(
+            total=None, connect=settings.upstream_connect_timeout_s, sock_read=settings.upstream_read_timeout_s
+        ),
+        # Bodies pass through as the upstream encoded them; the log decodes its copy later.
+        auto_decompress=False,
+        # Never add headers the client did not send (an Accept-Encoding the client cannot decode).
+        skip_auto_headers=("Accept-Encoding", "User-Agent", "Content-Type"),
+        # Cookies from one client's upstream answer must never ride along on another client's call.
+        cookie_jar=aiohttp.DummyCookieJar(),
+    )
+    app[HTTP] = session
+    yield
+    await session.close()
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(client_max_size=settings.server.max_body_bytes, middlewares=[gateway_middleware])
+    app[SETTINGS] = settings
+    app[PRICES] = PriceTable.load()
+    app[PROVIDERS] = Providers.from_settings(settings)
+    app[INFLIGHT] = Inflight()
+    app.cleanup_ctx.append(_store_ctx)
+    app.cleanup_ctx.append(_http_ctx)
+    app.on_response_prepare.append(stamp_request_id)
+
+    router = app.router
+    router.add_get("/healthz", ops.healthz)
+    router.add_get("/readyz", ops.readyz)
+    router.add_get("/v1/request/{request_id}", requests.get_request)
+    router.add_route("*", "/v1/{tail:.*}", proxy_handler, name="proxy")
+    provider_names = "|".join(re.escape(name) for name in sorted(app[PROVIDERS].by_name))
+    router.add_route("*", "/{provider:" + provider_names + "}/{tail:.*}", proxy_handler, name="proxy-provider")
+    return app

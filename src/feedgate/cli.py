@@ -1,0 +1,126 @@
+"""The ``feedgate`` command. Thin: it parses flags, loads settings and calls the modules that do the work."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from feedgate.config import ConfigError, Settings, dotted_overrides, load_settings, masked
+
+log = logging.getLogger("feedgate")
+EXIT_CONFIG = 2
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="YAML settings file (see config/feedgate.yaml)")
+    parser.add_argument("--database-url", help="overrides database.url / FEEDGATE_DATABASE_URL")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="SECTION.FIELD=VALUE", help="override any setting"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="feedgate", description="LLM gateway that logs calls and feedback.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the gateway")
+    _common(serve)
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 8787)")
+    check = commands.add_parser("check-config", help="validate and print the effective settings")
+    _common(check)
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = dotted_overrides(args.set)
+    if args.database_url:
+        overrides.setdefault("database", {})["url"] = args.database_url
+    for flag in ("host", "port"):
+        value = getattr(args, flag, None)
+        if value is not None:
+            overrides.setdefault("server", {})[flag] = value
+    return load_settings(args.config, overrides=overrides)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def cmd_serve(settings: Settings) -> int:
+    from aiohttp import web
+
+    from feedgate.app import create_app
+    from feedgate.middleware import AccessLogger
+
+    host, port = settings.server.host, settings.server.port
+    if not settings.auth.keys:
+        if not _is_loopback(host) and not settings.server.allow_open_bind:
+            print(
+                f"feedgate: refusing to listen on {host} with no auth keys: anyone who can reach it could read "
+                "your logged prompts. Set FEEDGATE_API_KEYS (or auth.keys), or "
+                "FEEDGATE_SERVER_ALLOW_OPEN_BIND=true if the network is yours.",
+                file=sys.stderr,
+            )
+            return EXIT_CONFIG
+        log.warning("no auth keys configured: the gateway and its feedback API are open to anyone who can reach %s",
+                    host)
+    app = create_app(settings)
+    loop = _new_loop()
+    web.run_app(
+        app,
+        host=host,
+        port=port,
+        shutdown_timeout=settings.server.shutdown_grace_s,
+        access_log=logging.getLogger("feedgate.access") if settings.server.access_log else None,
+        access_log_class=AccessLogger,
+        print=lambda message: log.info("feedgate %s", message.strip("= \n").lower()),
+        loop=loop,
+        backlog=1024,
+    )
+    return 0
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def cmd_check_config(settings: Settings) -> int:
+    print(yaml.safe_dump(masked(settings), sort_keys=False), end="")
+    return 0
+
+
+COMMANDS: dict[str, Callable[[Settings], int]] = {"serve": cmd_serve, "check-config": cmd_check_config}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = settings_from_args(args)
+        if args.command == "serve":
+            from feedgate.store import make_store
+
+            make_store(settings)  # a bad database URL is a config error, not a traceback at start
+    except (ConfigError, ValueError) as exc:
+        print(f"feedgate: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    return COMMANDS[args.command](settings)

@@ -1,0 +1,243 @@
+"""Every setting feedgate has, declared once with its help text.
+
+Settings are layered: the defaults below, then a YAML file (``--config PATH``), then ``FEEDGATE_*``
+environment variables, then command-line flags. A string value of the form ``os.environ/NAME`` is
+replaced by that environment variable when the settings are loaded, so a config file can be committed
+without secrets in it.
+
+Each field's environment variable is ``FEEDGATE_<SECTION>_<FIELD>`` unless the field names another one
+in its ``env`` extra (``auth.keys`` is ``FEEDGATE_API_KEYS``): those names are public interface.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+ENV_PREFIX = "FEEDGATE_"
+SECRET_REF_PREFIX = "os.environ/"
+
+
+class ConfigError(Exception):
+    """A setting is missing, malformed or refers to an unset environment variable."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ServerSettings(_Section):
+    host: str = Field("127.0.0.1", description="Address to listen on. Keep loopback unless keys are set.")
+    port: int = Field(8787, ge=0, le=65535, description="Port to listen on.")
+    max_body_bytes: int = Field(
+        32 * 1024 * 1024, ge=1024, description="Largest request body accepted; larger bodies get 413."
+    )
+    shutdown_grace_s: float = Field(
+        30.0, ge=0, description="On SIGTERM/SIGINT, how long in-flight requests may take to finish."
+    )
+    access_log: bool = Field(True, description="One log line per request: ID, status, duration.")
+    upstream_connect_timeout_s: float = Field(10.0, gt=0, description="Timeout to connect to a provider.")
+    upstream_read_timeout_s: float = Field(
+        600.0, gt=0, description="Longest silence from a provider (between bytes) before a 504."
+    )
+    allow_open_bind: bool = Field(
+        False,
+        description="Allow listening on a non-loopback address with no auth keys configured.",
+    )
+
+
+class DatabaseSettings(_Section):
+    url: str = Field(
+        "sqlite:///feedgate.db",
+        description="Where logs and feedback live: sqlite:///PATH or postgresql://USER@HOST:PORT/DB.",
+    )
+    queue_size: int = Field(
+        50_000, ge=1, description="Log records held in memory while the writer catches up; beyond: counted loss."
+    )
+    batch_max: int = Field(1000, ge=1, description="Most records the writer puts in one transaction.")
+    pool_min: int = Field(1, ge=1, description="PostgreSQL: smallest read-pool size.")
+    pool_max: int = Field(10, ge=1, description="PostgreSQL: largest read-pool size.")
+    connect_wait_s: float = Field(
+        0.0, ge=0, description="At start, how long to wait for an unreachable database before giving up."
+    )
+
+
+class ProviderBaseSettings(_Section):
+    base_url: str = Field(..., description="Upstream origin; the incoming path is appended to it.")
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+
+class OpenAISettings(ProviderBaseSettings):
+    base_url: str = Field("https://api.openai.com", description="OpenAI upstream origin.")
+
+
+class AnthropicSettings(ProviderBaseSettings):
+    base_url: str = Field("https://api.anthropic.com", description="Anthropic upstream origin.")
+
+
+class AuthSettings(_Section):
+    keys: list[SecretStr] = Field(
+        default_factory=list,
+        description="feedgate keys; when set every route but /healthz and /readyz needs one.",
+        json_schema_extra={"env": "FEEDGATE_API_KEYS"},
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Browser origins allowed to call the feedback API ('*' for any)."
+    )
+
+
+class FeedbackSettings(_Section):
+    pending_ttl_s: float = Field(
+        86_400.0, gt=0, description="How long feedback for an unknown request ID waits to be claimed."
+    )
+    regenerate_window_s: float = Field(
+        600.0, ge=0, description="A conversation sent again within this window marks the earlier answer."
+    )
+
+
+class RedisSettings(_Section):
+    url: str | None = Field(None, description="redis://HOST:PORT/DB for limits and cache shared by instances.")
+
+
+class Settings(_Section):
+    server: ServerSettings = Field(default_factory=ServerSettings)  # type: ignore[arg-type]
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)  # type: ignore[arg-type]
+    openai: OpenAISettings = Field(default_factory=OpenAISettings)  # type: ignore[arg-type]
+    anthropic: AnthropicSettings = Field(default_factory=AnthropicSettings)  # type: ignore[arg-type]
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    feedback: FeedbackSettings = Field(default_factory=FeedbackSettings)  # type: ignore[arg-type]
+    redis: RedisSettings = Field(default_factory=RedisSettings)  # type: ignore[arg-type]
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log verbosity.")
+
+
+def env_name(section: str, field: str) -> str:
+    """The environment variable that sets ``section.field``."""
+    model = Settings.model_fields[section].annotation
+    assert isinstance(model, type) and issubclass(model, BaseModel)
+    extra = model.model_fields[field].json_schema_extra
+    if isinstance(extra, dict) and isinstance(extra.get("env"), str):
+        return str(extra["env"])
+    return f"{ENV_PREFIX}{section.upper()}_{field.upper()}"
+
+
+def _resolve_secret_refs(value: Any, where: str) -> Any:
+    if isinstance(value, str) and value.startswith(SECRET_REF_PREFIX):
+        name = value[len(SECRET_REF_PREFIX) :]
+        if name not in os.environ:
+            raise ConfigError(f"{where}: environment variable {name} is not set")
+        return os.environ[name]
+    if isinstance(value, list):
+        return [_resolve_secret_refs(item, where) for item in value]
+    if isinstance(value, dict):
+        return {key: _resolve_secret_refs(item, f"{where}.{key}") for key, item in value.items()}
+    return value
+
+
+def _env_layer(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    layer: dict[str, dict[str, Any]] = {}
+    for section, section_field in Settings.model_fields.items():
+        model = section_field.annotation
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            continue
+        for field in model.model_fields:
+            name = env_name(section, field)
+            if name in environ:
+                raw: Any = environ[name]
+                if _is_list_field(model, field):
+                    raw = [part.strip() for part in raw.split(",") if part.strip()]
+                layer.setdefault(section, {})[field] = raw
+    if f"{ENV_PREFIX}LOG_LEVEL" in environ:
+        layer["log_level"] = environ[f"{ENV_PREFIX}LOG_LEVEL"]  # type: ignore[assignment]
+    return layer
+
+
+def _is_list_field(model: type[BaseModel], field: str) -> bool:
+    annotation = model.model_fields[field].annotation
+    return getattr(annotation, "__origin__", None) is list
+
+
+def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"--config: cannot read {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--config: {path} is not valid YAML: {exc}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"--config: {path} must hold a mapping of sections")
+    return loaded
+
+
+def load_settings(
+    config_path: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build the effective settings: defaults, YAML, environment, then ``overrides`` (CLI flags)."""
+    environ = os.environ if environ is None else environ
+    data: dict[str, Any] = read_yaml(config_path) if config_path else {}
+    data = _merge(data, _env_layer(environ))
+    data = _merge(data, overrides or {})
+    data = _resolve_secret_refs(data, "config")
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ConfigError(f"{where}: {first['msg']}") from None
+
+
+def dotted_overrides(pairs: list[str]) -> dict[str, Any]:
+    """Turn ``--set section.field=value`` flags into a nested mapping."""
+    result: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or "." not in key:
+            raise ConfigError(f"--set {pair}: expected SECTION.FIELD=VALUE")
+        section, field = key.split(".", 1)
+        parsed: Any = yaml.safe_load(value) if value else value
+        result.setdefault(section, {})[field] = parsed
+    return result
+
+
+def masked(settings: Settings) -> dict[str, Any]:
+    """The effective settings as plain data with every secret replaced by ``***``."""
+    data = settings.model_dump(mode="json")
+    data["auth"]["keys"] = ["***" for _ in settings.auth.keys]
+    data["database"]["url"] = mask_url(settings.database.url)
+    if settings.redis.url:
+        data["redis"]["url"] = mask_url(settings.redis.url)
+    return data
+
+
+def mask_url(url: str) -> str:
+    """Hide the password in ``scheme://user:password@host``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    creds, _, host = rest.rpartition("@")
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in creds else url

@@ -1,0 +1,23 @@
+"""Typed keys for the state the app shares: one place to see what lives on the app and the request."""
+
+from __future__ import annotations
+
+import aiohttp
+from aiohttp import web
+
+from feedgate.config import Settings
+from feedgate.pricing import PriceTable
+from feedgate.proxy.inflight import Inflight
+from feedgate.proxy.providers import Providers
+from feedgate.store.base import Store
+from feedgate.store.writer import Writer
+
+SETTINGS = web.AppKey("settings", Settings)
+STORE = web.AppKey("store", Store)
+WRITER = web.AppKey("writer", Writer)
+HTTP = web.AppKey("http", aiohttp.ClientSession)
+INFLIGHT = web.AppKey("inflight", Inflight)
+PRICES = web.AppKey("prices", PriceTable)
+PROVIDERS = web.AppKey("providers", Providers)
+
+REQUEST_ID = web.RequestKey("request_id", str)

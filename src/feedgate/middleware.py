@@ -1,0 +1,128 @@
+"""Request-wide concerns in one place: the request ID, auth, CORS, errors and the access log."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from feedgate.errors import FeedgateError, NotFound, PayloadTooLarge, Unauthorized, to_response
+from feedgate.keys import REQUEST_ID, SETTINGS
+from feedgate.proxy.request_id import choose_request_id
+
+log = logging.getLogger("feedgate")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+PROXY_ROUTES = frozenset({"proxy", "proxy-provider"})
+OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+
+
+def is_proxied(request: web.Request) -> bool:
+    return request.match_info.route.name in PROXY_ROUTES
+
+
+def _bearer(value: str | None) -> str | None:
+    if value is None:
+        return None
+    scheme, _, token = value.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def _check_key(request: web.Request, proxied: bool) -> None:
+    keys = request.app[SETTINGS].auth.keys
+    if not keys or request.path in OPEN_PATHS:
+        return
+    header = "Helicone-Auth" if proxied else "Authorization"
+    given = _bearer(request.headers.get(header))
+    if given is None:
+        raise Unauthorized(f"missing feedgate key: send {header}: Bearer <key>", code="missing_key")
+    given_bytes = given.encode()
+    # Compare against every key so the time taken does not tell which key nearly matched.
+    matched = False
+    for key in keys:
+        matched |= hmac.compare_digest(given_bytes, key.get_secret_value().encode())
+    if not matched:
+        raise Unauthorized("invalid feedgate key", code="invalid_key")
+
+
+def _cors_origin(request: web.Request) -> str | None:
+    origin = request.headers.get("Origin")
+    allowed = request.app[SETTINGS].auth.cors_origins
+    if origin is None or not allowed:
+        return None
+    return origin if origin in allowed or "*" in allowed else None
+
+
+@web.middleware
+async def gateway_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    proxied = is_proxied(request)
+    try:
+        request[REQUEST_ID] = (
+            choose_request_id(request.headers.get("Helicone-Request-Id")) if proxied else str(uuid.uuid4())
+        )
+        origin = _cors_origin(request)
+        if request.method == "OPTIONS" and origin is not None and not proxied:
+            return _preflight(request, origin)
+        _check_key(request, proxied)
+        response = await handler(request)
+    except FeedgateError as error:
+        response = to_response(error, openai_shape=proxied)
+    except web.HTTPRequestEntityTooLarge as exc:
+        response = to_response(PayloadTooLarge(exc.text or "request body too large"), openai_shape=proxied)
+    except web.HTTPNotFound:
+        response = to_response(NotFound(f"no route for {request.method} {request.path}"), openai_shape=proxied)
+    except web.HTTPException as exc:
+        error = FeedgateError(exc.reason)
+        error.status = exc.status
+        error.error_type = "invalid_request_error"
+        response = to_response(error, openai_shape=proxied)
+    except Exception:
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        response = to_response(FeedgateError("internal error; see the gateway log"), openai_shape=proxied)
+    if REQUEST_ID not in request:
+        request[REQUEST_ID] = str(uuid.uuid4())
+    origin = _cors_origin(request)
+    if origin is not None and not response.prepared:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Vary"] = "Origin"
+        response.headers["Access-Control-Expose-Headers"] = "Helicone-Id"
+    return response
+
+
+def _preflight(request: web.Request, origin: str) -> web.Response:
+    asked = request.headers.get("Access-Control-Request-Headers", "authorization, content-type")
+    return web.Response(
+        status=204,
+        headers={
+            "Access-Control-Allow-Origin": origin,
+            "Access-Control-Allow-Methods": "GET, POST, PUT, DELETE, OPTIONS",
+            "Access-Control-Allow-Headers": asked,
+            "Access-Control-Max-Age": "600",
+            "Vary": "Origin",
+        },
+    )
+
+
+async def stamp_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: every answer, streamed or not, error or not, carries its ID."""
+    request_id = request.get(REQUEST_ID)
+    if request_id is not None:
+        response.headers["Helicone-Id"] = request_id
+
+
+class AccessLogger(AbstractAccessLogger):
+    """One line per request: ID, method, path, status, duration. Never bodies or headers."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info(
+            "%s %s %s %d %.1fms",
+            request.get(REQUEST_ID, "-"), request.method, request.path, response.status, time * 1000.0,
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(logging.INFO)

@@ -1,0 +1,111 @@
+"""Which headers cross the gateway, which are kept in the log, and what the Helicone ones mean.
+
+Hop-by-hop headers never cross. ``Helicone-*`` headers are feedgate's instructions, not the provider's,
+so they are stripped before the upstream call. Secrets are redacted before anything reaches the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from multidict import CIMultiDict
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+    }
+)
+SECRET_HEADERS = frozenset(
+    {"authorization", "api-key", "x-api-key", "cookie", "set-cookie", "helicone-auth", "proxy-authorization"}
+)
+REDACTED = "[redacted]"
+# Response headers feedgate recomputes (aiohttp sets length and framing for what it sends).
+RESPONSE_DROP = HOP_BY_HOP | {"content-encoding"}
+
+
+def upstream_headers(incoming: Mapping[str, str]) -> CIMultiDict[str]:
+    """The client's headers minus hop-by-hop and Helicone ones."""
+    out: CIMultiDict[str] = CIMultiDict()
+    for name, value in incoming.items():
+        lower = name.lower()
+        if lower in HOP_BY_HOP or lower.startswith("helicone-") or lower.startswith("feedgate-"):
+            continue
+        out.add(name, value)
+    return out
+
+
+def client_headers(upstream: Mapping[str, str], *, keep_encoding: bool) -> CIMultiDict[str]:
+    """The upstream's response headers as the client should see them."""
+    drop = HOP_BY_HOP if keep_encoding else RESPONSE_DROP
+    out: CIMultiDict[str] = CIMultiDict()
+    for name, value in upstream.items():
+        if name.lower() not in drop:
+            out.add(name, value)
+    return out
+
+
+def redacted(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Headers safe to store: secrets replaced, repeated names joined."""
+    out: dict[str, str] = {}
+    for name, value in headers:
+        lower = name.lower()
+        shown = REDACTED if lower in SECRET_HEADERS else value
+        out[lower] = f"{out[lower]}, {shown}" if lower in out else shown
+    return out
+
+
+@dataclass(slots=True)
+class HeliconeMeta:
+    """What a request's ``Helicone-*`` headers ask of the log."""
+
+    user_id: str | None = None
+    session_id: str | None = None
+    session_path: str | None = None
+    session_name: str | None = None
+    prompt_id: str | None = None
+    model_override: str | None = None
+    omit_request: bool = False
+    omit_response: bool = False
+    properties: dict[str, str] = field(default_factory=dict)
+
+
+_PROPERTY_PREFIX = "helicone-property-"
+
+
+def helicone_meta(headers: Mapping[str, str]) -> HeliconeMeta:
+    meta = HeliconeMeta()
+    for name, value in headers.items():
+        lower = name.lower()
+        if not lower.startswith("helicone-"):
+            continue
+        if lower.startswith(_PROPERTY_PREFIX) and len(lower) > len(_PROPERTY_PREFIX):
+            # Helicone lower-cases property names (its Headers iteration does); so do we.
+            meta.properties[lower[len(_PROPERTY_PREFIX) :]] = value
+        elif lower == "helicone-user-id":
+            meta.user_id = value
+        elif lower == "helicone-session-id":
+            meta.session_id = value
+        elif lower == "helicone-session-path":
+            meta.session_path = value
+        elif lower == "helicone-session-name":
+            meta.session_name = value
+        elif lower == "helicone-prompt-id":
+            meta.prompt_id = value
+        elif lower == "helicone-model-override":
+            meta.model_override = value
+        elif lower == "helicone-omit-request":
+            meta.omit_request = value.strip().lower() == "true"
+        elif lower == "helicone-omit-response":
+            meta.omit_response = value.strip().lower() == "true"
+    return meta

@@ -1,0 +1,30 @@
+"""Request IDs whose exchange is still being proxied (streaming, or waiting for the upstream).
+
+Feedback that names one of them is linked to a request that is certain to be logged, so it is answered
+as stored, not pending.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+
+class Inflight:
+    def __init__(self) -> None:
+        self._ids: Counter[str] = Counter()
+
+    def add(self, request_id: str) -> None:
+        self._ids[request_id] += 1
+
+    def discard(self, request_id: str) -> None:
+        left = self._ids[request_id] - 1
+        if left > 0:
+            self._ids[request_id] = left
+        else:
+            del self._ids[request_id]
+
+    def __contains__(self, request_id: object) -> bool:
+        return request_id in self._ids
+
+    def __len__(self) -> int:
+        return sum(self._ids.values())

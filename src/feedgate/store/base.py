@@ -1,0 +1,135 @@
+"""What the rest of feedgate may ask of a store, and the write operations the writer carries.
+
+SQL lives only in ``store/``; everything above speaks this protocol, so the SQLite and PostgreSQL stores
+pass the same contract tests. Writes are never issued directly: they are ``WriteOp`` values handed to the
+single writer task (``store/writer.py``), which applies a batch of them in one transaction through
+``Store.apply``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+REQUEST_COLUMNS: tuple[str, ...] = (
+    "request_id",
+    "datetime_utc",
+    "provider",
+    "method",
+    "path",
+    "query",
+    "target_url",
+    "model",
+    "is_stream",
+    "status",
+    "duration_ms",
+    "ttft_ms",
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cost_usd",
+    "user_id",
+    "session_id",
+    "session_path",
+    "session_name",
+    "prompt_id",
+    "prompt_fingerprint",
+    "messages_fingerprint",
+    "properties_json",
+    "request_headers_json",
+    "request_body",
+    "response_headers_json",
+    "response_body",
+    "response_json",
+    "response_text",
+    "finish_reason",
+    "upstream_request_id",
+    "error_type",
+    "error_message",
+    "cache_reference_id",
+    "body_bytes",
+)
+
+
+def utc_text(moment: datetime | float | None = None) -> str:
+    """The one textual form of a UTC time both stores use, so they compare and sort alike."""
+    if moment is None:
+        moment = datetime.now(UTC)
+    elif isinstance(moment, float | int):
+        moment = datetime.fromtimestamp(moment, UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(slots=True)
+class InsertRequest:
+    """One proxied (or manually logged) exchange; ``values`` follows ``REQUEST_COLUMNS``."""
+
+    values: tuple[Any, ...]
+    derived_signals: tuple[str, ...] = ()
+
+    @property
+    def request_id(self) -> str:
+        return str(self.values[0])
+
+
+@dataclass(slots=True)
+class PutFeedback:
+    """An explicit rating (``rating`` None clears it) or an implicit signal for a request or session."""
+
+    target_type: str
+    target_id: str
+    kind: str
+    rating: bool | None
+    signal: str | None = None
+    comment: str | None = None
+    user_id: str | None = None
+    metadata_json: str | None = None
+    source: str = "api"
+    datetime_utc: str = field(default_factory=utc_text)
+
+
+@dataclass(slots=True)
+class PutScores:
+    request_id: str
+    scores: dict[str, tuple[float, str]]
+    datetime_utc: str = field(default_factory=utc_text)
+
+
+@dataclass(slots=True)
+class PutProperty:
+    request_id: str
+    key: str
+    value: str
+    datetime_utc: str = field(default_factory=utc_text)
+
+
+WriteOp = InsertRequest | PutFeedback | PutScores | PutProperty
+
+
+class Store(Protocol):
+    """A place where requests and feedback live. Implementations: SqliteStore, PostgresStore."""
+
+    async def open(self) -> None:
+        """Connect and apply pending migrations."""
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise if the store cannot answer a trivial query."""
+
+    async def applied_migrations(self) -> list[str]: ...
+
+    async def apply(self, ops: Sequence[WriteOp]) -> None:
+        """Apply every op in one transaction. Only the writer task calls this."""
+
+    async def request_attempts(self, request_id: str) -> list[dict[str, Any]]:
+        """Every logged attempt of one request ID, oldest first, with its feedback and properties."""
+
+    async def requests_exist(self, request_ids: Sequence[str]) -> set[str]:
+        """Which of these IDs have at least one logged attempt."""
+
+    async def count_requests(self) -> int: ...

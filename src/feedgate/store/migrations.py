@@ -1,0 +1,157 @@
+"""The schema's history: an append-only list of named steps, each in SQLite and PostgreSQL dialects.
+
+A step's name is recorded in ``feedgate_migrations`` when it is applied, inside the same transaction, so a
+database is always at a known point and a step never runs twice. Never edit a step that has shipped:
+add a new one.
+
+Column vocabulary: ``datetime_utc`` (ISO 8601 UTC text, ``YYYY-MM-DDTHH:MM:SS.ffffffZ``, in both dialects so
+that the two stores sort, compare and bucket times the same way),
+``duration_ms``, ``input_tokens``/``output_tokens``, ``*_json`` for JSON text, bodies as bytes as sent.
+Feedback rows carry no foreign key on purpose: a rating may arrive before its request row is written
+(or from another gateway instance), and it links by ``request_id`` whenever that row lands.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    name: str
+    sqlite: str
+    postgres: str
+
+
+MIGRATIONS: list[Migration] = []
+
+
+def migration(name: str, sqlite: str, postgres: str | None = None) -> None:
+    MIGRATIONS.append(Migration(name, sqlite, postgres if postgres is not None else sqlite))
+
+
+_REQUESTS_COLUMNS = """
+    request_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    datetime_utc TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    method TEXT NOT NULL,
+    path TEXT NOT NULL,
+    query TEXT,
+    target_url TEXT,
+    model TEXT,
+    is_stream INTEGER NOT NULL DEFAULT 0,
+    status INTEGER,
+    duration_ms {real},
+    ttft_ms {real},
+    input_tokens INTEGER,
+    output_tokens INTEGER,
+    total_tokens INTEGER,
+    cache_read_tokens INTEGER,
+    cache_write_tokens INTEGER,
+    cost_usd {real},
+    user_id TEXT,
+    session_id TEXT,
+    session_path TEXT,
+    session_name TEXT,
+    prompt_id TEXT,
+    prompt_fingerprint TEXT,
+    messages_fingerprint TEXT,
+    properties_json TEXT NOT NULL DEFAULT '{{}}',
+    request_headers_json TEXT,
+    request_body {blob},
+    response_headers_json TEXT,
+    response_body {blob},
+    response_json TEXT,
+    response_text TEXT,
+    finish_reason TEXT,
+    upstream_request_id TEXT,
+    error_type TEXT,
+    error_message TEXT,
+    cache_reference_id TEXT,
+    body_bytes INTEGER NOT NULL DEFAULT 0
+"""
+
+migration(
+    "m001_requests",
+    sqlite=f"""
+CREATE TABLE requests (
+    id INTEGER PRIMARY KEY,
+    {_REQUESTS_COLUMNS.format(real="REAL", blob="BLOB")}
+);
+CREATE INDEX requests_request_id ON requests (request_id, attempt);
+CREATE INDEX requests_datetime_utc ON requests (datetime_utc);
+CREATE INDEX requests_model ON requests (model, datetime_utc);
+CREATE INDEX requests_user_id ON requests (user_id, datetime_utc);
+CREATE INDEX requests_session_id ON requests (session_id);
+CREATE INDEX requests_messages_fingerprint ON requests (messages_fingerprint);
+""",
+    postgres=f"""
+CREATE TABLE requests (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    {_REQUESTS_COLUMNS.format(real="DOUBLE PRECISION", blob="BYTEA")}
+);
+CREATE INDEX requests_request_id ON requests (request_id, attempt);
+CREATE INDEX requests_datetime_utc ON requests (datetime_utc);
+CREATE INDEX requests_model ON requests (model, datetime_utc);
+CREATE INDEX requests_user_id ON requests (user_id, datetime_utc);
+CREATE INDEX requests_session_id ON requests (session_id);
+CREATE INDEX requests_messages_fingerprint ON requests (messages_fingerprint);
+""",
+)
+
+_FEEDBACK = """
+CREATE TABLE feedback_events (
+    id {pk},
+    target_type TEXT NOT NULL,
+    target_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    rating INTEGER,
+    signal TEXT,
+    comment TEXT,
+    user_id TEXT,
+    metadata_json TEXT,
+    source TEXT NOT NULL,
+    datetime_utc TEXT NOT NULL
+);
+CREATE INDEX feedback_events_target ON feedback_events (target_type, target_id, id);
+CREATE INDEX feedback_events_signal ON feedback_events (kind, signal);
+CREATE TABLE feedback (
+    target_type TEXT NOT NULL,
+    target_id TEXT NOT NULL,
+    rating INTEGER NOT NULL,
+    comment TEXT,
+    user_id TEXT,
+    metadata_json TEXT,
+    datetime_utc TEXT NOT NULL,
+    PRIMARY KEY (target_type, target_id)
+);
+CREATE TABLE scores (
+    request_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    value {real} NOT NULL,
+    value_type TEXT NOT NULL,
+    datetime_utc TEXT NOT NULL,
+    PRIMARY KEY (request_id, name)
+);
+CREATE TABLE request_properties (
+    request_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    datetime_utc TEXT NOT NULL,
+    PRIMARY KEY (request_id, key)
+);
+"""
+
+migration(
+    "m002_feedback",
+    sqlite=_FEEDBACK.format(pk="INTEGER PRIMARY KEY", real="REAL"),
+    postgres=_FEEDBACK.format(
+        pk="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", real="DOUBLE PRECISION"
+    ),
+)
+
+
+def statements(sql: str) -> list[str]:
+    """Split a step into statements (the steps hold no semicolons inside literals)."""
+    return [part.strip() for part in sql.split(";") if part.strip()]

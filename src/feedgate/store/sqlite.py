@@ -1,0 +1,220 @@
+"""The embedded default store: one SQLite file in WAL mode, through aiosqlite.
+
+Two connections: the writer's (only ``apply`` uses it, one transaction per batch) and a reader's, so
+reads never queue behind a large batch and WAL lets them see the last committed state.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from feedgate.store.base import (
+    REQUEST_COLUMNS,
+    InsertRequest,
+    PutFeedback,
+    PutProperty,
+    PutScores,
+    WriteOp,
+    utc_text,
+)
+from feedgate.store.migrations import MIGRATIONS, statements
+
+_INSERT_REQUEST = (
+    f"INSERT INTO requests (attempt, {', '.join(REQUEST_COLUMNS)}) "
+    f"SELECT COALESCE(MAX(attempt), 0) + 1, {', '.join('?' for _ in REQUEST_COLUMNS)} "
+    "FROM requests WHERE request_id = ?"
+)
+_PREVIOUS_SAME_CONVERSATION = """
+SELECT request_id FROM requests
+WHERE messages_fingerprint = ? AND request_id <> ? AND datetime_utc >= ? AND datetime_utc <= ?
+  AND ((? IS NOT NULL AND session_id = ?) OR (? IS NOT NULL AND user_id = ?))
+ORDER BY id DESC LIMIT 1
+"""
+_INSERT_EVENT = (
+    "INSERT INTO feedback_events (target_type, target_id, kind, rating, signal, comment, user_id, "
+    "metadata_json, source, datetime_utc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_COL = {name: index for index, name in enumerate(REQUEST_COLUMNS)}
+
+
+def sqlite_path(url: str) -> str:
+    """``sqlite:///relative.db``, ``sqlite:////abs/path.db`` or ``sqlite:///:memory:`` to a path."""
+    if not url.startswith("sqlite:///"):
+        raise ValueError(f"not a sqlite URL: {url}")
+    return url[len("sqlite:///") :]
+
+
+class SqliteStore:
+    def __init__(self, url: str, *, regenerate_window_s: float = 600.0) -> None:
+        self.path = sqlite_path(url)
+        self.regenerate_window = timedelta(seconds=regenerate_window_s)
+        self._write: aiosqlite.Connection | None = None
+        self._read: aiosqlite.Connection | None = None
+
+    async def open(self) -> None:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._write = await self._connect()
+        await self._write.execute("PRAGMA journal_mode=WAL")
+        await self._migrate(self._write)
+        self._read = await self._connect()
+
+    async def _connect(self) -> aiosqlite.Connection:
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        await conn.execute("PRAGMA busy_timeout=5000")
+        # NORMAL is durable across application crashes in WAL mode; only a power cut can lose the
+        # last transactions, which is the usual trade for a log store.
+        await conn.execute("PRAGMA synchronous=NORMAL")
+        return conn
+
+    async def _migrate(self, conn: aiosqlite.Connection) -> None:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS feedgate_migrations (name TEXT PRIMARY KEY, applied_utc TEXT NOT NULL)"
+        )
+        applied = {row[0] for row in await conn.execute_fetchall("SELECT name FROM feedgate_migrations")}
+        for step in MIGRATIONS:
+            if step.name in applied:
+                continue
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in statements(step.sqlite):
+                    await conn.execute(statement)
+                await conn.execute(
+                    "INSERT INTO feedgate_migrations (name, applied_utc) VALUES (?, ?)", (step.name, utc_text())
+                )
+            except BaseException:
+                await conn.execute("ROLLBACK")
+                raise
+            await conn.execute("COMMIT")
+
+    async def close(self) -> None:
+        for conn in (self._read, self._write):
+            if conn is not None:
+                await conn.close()
+        self._read = self._write = None
+
+    @property
+    def reader(self) -> aiosqlite.Connection:
+        if self._read is None:
+            raise RuntimeError("store is not open")
+        return self._read
+
+    async def ping(self) -> None:
+        await self.reader.execute_fetchall("SELECT 1")
+
+    async def applied_migrations(self) -> list[str]:
+        rows = await self.reader.execute_fetchall("SELECT name FROM feedgate_migrations ORDER BY name")
+        return [row[0] for row in rows]
+
+    async def apply(self, ops: Sequence[WriteOp]) -> None:
+        conn = self._write
+        if conn is None:
+            raise RuntimeError("store is not open")
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            inserts = [op for op in ops if isinstance(op, InsertRequest)]
+            if inserts:
+                await conn.executemany(_INSERT_REQUEST, [(*op.values, op.request_id) for op in inserts])
+                await self._derive_signals(conn, inserts)
+            for op in ops:
+                if isinstance(op, PutFeedback):
+                    await self._put_feedback(conn, op)
+                elif isinstance(op, PutScores):
+                    await conn.executemany(
+                        "INSERT INTO scores (request_id, name, value, value_type, datetime_utc) "
+                        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (request_id, name) DO UPDATE SET "
+                        "value = excluded.value, value_type = excluded.value_type, "
+                        "datetime_utc = excluded.datetime_utc",
+                        [(op.request_id, n, v, t, op.datetime_utc) for n, (v, t) in op.scores.items()],
+                    )
+                elif isinstance(op, PutProperty):
+                    await conn.execute(
+                        "INSERT INTO request_properties (request_id, key, value, datetime_utc) "
+                        "VALUES (?, ?, ?, ?) ON CONFLICT (request_id, key) DO UPDATE SET "
+                        "value = excluded.value, datetime_utc = excluded.datetime_utc",
+                        (op.request_id, op.key, op.value, op.datetime_utc),
+                    )
+        except BaseException:
+            await conn.execute("ROLLBACK")
+            raise
+        await conn.execute("COMMIT")
+
+    async def _derive_signals(self, conn: aiosqlite.Connection, inserts: list[InsertRequest]) -> None:
+        events: list[tuple[Any, ...]] = []
+        for op in inserts:
+            values = op.values
+            when = values[_COL["datetime_utc"]]
+            for signal in op.derived_signals:
+                events.append(("request", op.request_id, "implicit", 0, signal, None, None, None, "feedgate", when))
+            fingerprint = values[_COL["messages_fingerprint"]]
+            session_id, user_id = values[_COL["session_id"]], values[_COL["user_id"]]
+            if fingerprint is None or (session_id is None and user_id is None):
+                continue
+            since = utc_text(datetime.strptime(when, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+                             - self.regenerate_window)
+            rows = await conn.execute_fetchall(
+                _PREVIOUS_SAME_CONVERSATION,
+                (fingerprint, op.request_id, since, when, session_id, session_id, user_id, user_id),
+            )
+            for row in rows:
+                events.append(("request", row[0], "implicit", 0, "regenerated", None, None, None, "feedgate", when))
+        if events:
+            await conn.executemany(_INSERT_EVENT, events)
+
+    async def _put_feedback(self, conn: aiosqlite.Connection, op: PutFeedback) -> None:
+        rating = None if op.rating is None else int(op.rating)
+        await conn.execute(
+            _INSERT_EVENT,
+            (op.target_type, op.target_id, op.kind, rating, op.signal, op.comment, op.user_id,
+             op.metadata_json, op.source, op.datetime_utc),
+        )
+        if op.kind != "explicit":
+            return
+        if rating is None:
+            await conn.execute(
+                "DELETE FROM feedback WHERE target_type = ? AND target_id = ?", (op.target_type, op.target_id)
+            )
+            return
+        await conn.execute(
+            "INSERT INTO feedback (target_type, target_id, rating, comment, user_id, metadata_json, datetime_utc) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (target_type, target_id) DO UPDATE SET "
+            "rating = excluded.rating, comment = excluded.comment, user_id = excluded.user_id, "
+            "metadata_json = excluded.metadata_json, datetime_utc = excluded.datetime_utc",
+            (op.target_type, op.target_id, rating, op.comment, op.user_id, op.metadata_json, op.datetime_utc),
+        )
+
+    async def request_attempts(self, request_id: str) -> list[dict[str, Any]]:
+        rows = await self.reader.execute_fetchall(
+            "SELECT * FROM requests WHERE request_id = ? ORDER BY attempt", (request_id,)
+        )
+        return [dict(row) for row in rows]
+
+    async def requests_exist(self, request_ids: Sequence[str]) -> set[str]:
+        if not request_ids:
+            return set()
+        found: set[str] = set()
+        ids = list(dict.fromkeys(request_ids))
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = await self.reader.execute_fetchall(
+                f"SELECT DISTINCT request_id FROM requests WHERE request_id IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            )
+            found.update(row[0] for row in rows)
+        return found
+
+    async def count_requests(self) -> int:
+        rows = list(await self.reader.execute_fetchall("SELECT COUNT(*) FROM requests"))
+        return int(rows[0][0])
+
+    async def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Run a read-only query on the reader connection (for the API modules in ``store/``)."""
+        rows = await self.reader.execute_fetchall(sql, params)
+        return [dict(row) for row in rows]

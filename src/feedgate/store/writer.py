@@ -1,0 +1,203 @@
+"""The single write path: a bounded queue and one task that applies it in batches.
+
+The proxy puts finished exchanges here with ``log()`` and never waits: the queue is bounded, and when it
+is full the record is dropped and counted, because a client's answer matters more than its log row. The
+feedback API uses ``submit()``, which waits for the commit, so a 201 means the rating is stored.
+
+Turning an exchange into a row (parsing bodies, reassembling streams, pricing) happens here, batch by
+batch, after the client already has its answer. If the store fails, the batch is kept and retried with
+back-off while new records wait in the queue; nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from feedgate.store.base import InsertRequest, Store, WriteOp
+
+log = logging.getLogger("feedgate.writer")
+
+
+@dataclass(slots=True)
+class _Submitted:
+    op: WriteOp
+    done: asyncio.Future[None]
+
+
+@dataclass
+class WriterStats:
+    written: int = 0
+    dropped_queue_full: int = 0
+    dropped_store_error: int = 0
+    derive_errors: int = 0
+    store_errors: int = 0
+    last_error: str | None = None
+    last_error_at: float | None = None
+    by_kind: Counter[str] = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "written": self.written,
+            "dropped_queue_full": self.dropped_queue_full,
+            "dropped_store_error": self.dropped_store_error,
+            "derive_errors": self.derive_errors,
+            "store_errors": self.store_errors,
+            "last_error": self.last_error,
+        }
+
+
+class Writer:
+    """Owns every write to the store. ``derive`` turns a logged exchange into an ``InsertRequest``."""
+
+    def __init__(
+        self,
+        store: Store,
+        derive: Callable[[Any], InsertRequest],
+        *,
+        queue_size: int = 50_000,
+        batch_max: int = 1000,
+        retry_max_s: float = 5.0,
+    ) -> None:
+        self.store = store
+        self.derive = derive
+        self.batch_max = batch_max
+        self.retry_max_s = retry_max_s
+        self.queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=queue_size)
+        self.stats = WriterStats()
+        # Request IDs accepted but not yet committed: feedback for them is "stored", not "pending".
+        self.queued_ids: Counter[str] = Counter()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._last_drop_log = 0.0
+
+    def log(self, exchange: Any, request_id: str) -> bool:
+        """Queue an exchange for logging without waiting. False (and counted) if the queue is full."""
+        try:
+            self.queue.put_nowait(exchange)
+        except asyncio.QueueFull:
+            self.stats.dropped_queue_full += 1
+            now = time.monotonic()
+            if now - self._last_drop_log > 5:
+                self._last_drop_log = now
+                log.error(
+                    "log queue full (%d records): dropped request %s; %d dropped so far",
+                    self.queue.maxsize, request_id, self.stats.dropped_queue_full,
+                )
+            return False
+        self.queued_ids[request_id] += 1
+        return True
+
+    async def submit(self, op: WriteOp, timeout: float = 10.0) -> None:
+        """Queue a write and wait until it is committed (or raise TimeoutError / the store's error)."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        await asyncio.wait_for(self.queue.put(_Submitted(op, done)), timeout)
+        await asyncio.wait_for(asyncio.shield(done), timeout)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="feedgate-writer")
+
+    async def stop(self, timeout: float = 60.0) -> None:
+        """Write everything queued, then end. Records still unwritten after ``timeout`` are counted."""
+        self._stopping = True
+        self.queue.put_nowait(None) if not self.queue.full() else None
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, timeout)
+            except TimeoutError:
+                left = self.queue.qsize()
+                self.stats.dropped_store_error += left
+                log.error("shutdown: %d log records could not be written in %.0fs", left, timeout)
+
+    async def _run(self) -> None:
+        while True:
+            first = await self.queue.get()
+            batch = [first] if first is not None else []
+            while len(batch) < self.batch_max:
+                try:
+                    item = self.queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
+                if item is not None:
+                    batch.append(item)
+            if batch:
+                await self._write(batch)
+            if self._stopping and self.queue.empty():
+                return
+
+    async def _write(self, batch: list[Any]) -> None:
+        ops: list[WriteOp] = []
+        waiters: list[asyncio.Future[None]] = []
+        logged_ids: list[str] = []
+        for item in batch:
+            if isinstance(item, _Submitted):
+                ops.append(item.op)
+                waiters.append(item.done)
+                continue
+            logged_ids.append(item.request_id)
+            try:
+                ops.append(self.derive(item))
+            except Exception:
+                self.stats.derive_errors += 1
+                log.exception("could not build the log row for request %s", item.request_id)
+        delay = 0.05
+        while True:
+            try:
+                await self.store.apply(ops)
+                break
+            except Exception as exc:
+                self.stats.store_errors += 1
+                self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                self.stats.last_error_at = time.time()
+                if len(ops) > 1 and _is_data_error(exc):
+                    await self._write_one_by_one(ops, waiters)
+                    waiters = []
+                    break
+                if self._stopping and delay >= self.retry_max_s:
+                    self.stats.dropped_store_error += len(ops)
+                    log.error("store failed while stopping, %d records lost: %s", len(ops), exc)
+                    for waiter in waiters:
+                        if not waiter.done():
+                            waiter.set_exception(exc)
+                    waiters = []
+                    break
+                log.warning("store write failed (%s); retrying in %.2fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.retry_max_s)
+        self.stats.written += sum(1 for op in ops if isinstance(op, InsertRequest))
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        for request_id in logged_ids:
+            left = self.queued_ids[request_id] - 1
+            if left > 0:
+                self.queued_ids[request_id] = left
+            else:
+                del self.queued_ids[request_id]
+
+    async def _write_one_by_one(self, ops: list[WriteOp], waiters: list[asyncio.Future[None]]) -> None:
+        """A batch with one bad row must not sink the good ones: isolate it."""
+        waiter_by_op = dict(zip([op for op in ops if not isinstance(op, InsertRequest)], waiters, strict=False))
+        for op in ops:
+            waiter = waiter_by_op.get(op) if not isinstance(op, InsertRequest) else None
+            try:
+                await self.store.apply([op])
+            except Exception as exc:
+                self.stats.dropped_store_error += 1
+                log.error("dropped one unwritable record: %s", exc)
+                if waiter is not None and not waiter.done():
+                    waiter.set_exception(exc)
+                continue
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+
+
+def _is_data_error(exc: Exception) -> bool:
+    """Errors caused by a row's content, as opposed to the store being unreachable or busy."""
+    name = type(exc).__name__
+    return name in {"IntegrityError", "DataError", "ProgrammingError"} or "DataError" in type(exc).__mro__[1].__name__
