@@ -1,0 +1,95 @@
+"""The real ``feedgate serve`` process: the sync SDK, and SIGTERM under load losing no row."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sqlite3
+import sys
+from pathlib import Path
+
+import aiohttp
+import openai
+
+from conftest import Gateway
+from fakes import FakeUpstream
+
+MESSAGES = [{"role": "user", "content": "Say hello"}]
+
+
+def test_sync_client_chat_and_stream(threaded_gateway: tuple[Gateway, FakeUpstream, asyncio.AbstractEventLoop]) -> None:
+    gateway, fake, loop = threaded_gateway
+    api = openai.OpenAI(base_url=gateway.v1, api_key="sk-sync", max_retries=0)
+    raw = api.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES)  # type: ignore[arg-type]
+    assert raw.parse().choices[0].message.content == "Hello from fake upstream"
+    with api.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True) as stream:  # type: ignore[arg-type]
+        stream_id = stream.response.headers["helicone-id"]
+        text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+    assert text == "Hello from fake upstream"
+    rows = asyncio.run_coroutine_threadsafe(gateway.rows(stream_id), loop).result(10)
+    assert rows[0]["response_text"] == text and rows[0]["is_stream"] == 1
+    first = asyncio.run_coroutine_threadsafe(gateway.rows(raw.headers["helicone-id"]), loop).result(10)
+    assert first[0]["status"] == 200
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _wait_ready(url: str, proc: asyncio.subprocess.Process) -> None:
+    async with aiohttp.ClientSession() as http:
+        for _ in range(200):
+            if proc.returncode is not None:
+                raise AssertionError("feedgate serve exited early")
+            try:
+                async with http.get(f"{url}/readyz") as r:
+                    if r.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+    raise AssertionError("feedgate serve did not become ready")
+
+
+async def test_sigterm_under_load_loses_no_answered_row(tmp_path: Path, upstream_url: str) -> None:
+    port = _free_port()
+    db = tmp_path / "serve.db"
+    env = {**os.environ, "FEEDGATE_OPENAI_BASE_URL": upstream_url, "FEEDGATE_DATABASE_URL": f"sqlite:///{db}"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "feedgate", "serve", "--port", str(port), env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    await _wait_ready(url, proc)
+    answered: list[str] = []
+
+    async def one(http: aiohttp.ClientSession, n: int) -> None:
+        body = {"model": "gpt-4o-mini", "messages": MESSAGES, "stream": n % 2 == 0}
+        headers = {"Authorization": "Bearer sk-x", "X-Fake-Behavior": "slow:20"}
+        try:
+            async with http.post(f"{url}/v1/chat/completions", json=body, headers=headers) as r:
+                await r.read()
+                if r.status == 200:
+                    answered.append(r.headers["Helicone-Id"])
+        except aiohttp.ClientError:
+            pass  # sent after the listener closed: never answered, so nothing to log
+
+    async with aiohttp.ClientSession() as http:
+        load = [asyncio.create_task(one(http, n)) for n in range(300)]
+        while len(answered) < 50:
+            await asyncio.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.gather(*load)
+    _, stderr = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, stderr.decode()
+    assert b"Traceback" not in stderr
+    with sqlite3.connect(db) as conn:
+        logged = {row[0] for row in conn.execute("SELECT request_id FROM requests")}
+    assert len(answered) >= 50
+    assert set(answered) <= logged
+    # The access log has one line per request and never a body.
+    assert b"/v1/chat/completions 200" in stderr and b"Say hello" not in stderr
