@@ -202,9 +202,7 @@ async def _send_sse(
 ErrorFn = Callable[[web.Request, int, str, Behavior], Awaitable[web.StreamResponse]]
 
 
-async def _prelude(
-    fake: FakeUpstream, request: web.Request, b: Behavior, error: ErrorFn
-) -> web.StreamResponse | None:
+async def _prelude(fake: FakeUpstream, request: web.Request, b: Behavior, error: ErrorFn) -> web.StreamResponse | None:
     """Apply slow/fail-times/status switches; returns an error response to send, if any."""
     if b.slow_ms:
         await asyncio.sleep(b.slow_ms / 1000)
@@ -232,9 +230,7 @@ async def _body_json(request: web.Request) -> Any:
 
 def _recorder(fake: FakeUpstream) -> Any:
     @web.middleware
-    async def record(
-        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> Any:
+    async def record(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> Any:
         body, parsed = await request.read(), await _body_json(request)
         fake.received.append(
             Received(request.method, request.path, dict(request.query), dict(request.headers), body, parsed)
@@ -254,9 +250,7 @@ _OPENAI_ERRORS = {
 
 
 async def openai_error(request: web.Request, status: int, message: str, b: Behavior) -> web.StreamResponse:
-    kind, code = _OPENAI_ERRORS.get(
-        status, ("server_error" if status >= 500 else "invalid_request_error", None)
-    )
+    kind, code = _OPENAI_ERRORS.get(status, ("server_error" if status >= 500 else "invalid_request_error", None))
     headers = {"x-request-id": f"req_{_hex(32)}"}
     if b.retry_after is not None:
         headers["Retry-After"] = b.retry_after
@@ -269,9 +263,7 @@ def _openai_usage(prompt: int, completion: int) -> Json:
 
 
 def _pick_tool(tools: Any, choice: Any) -> Json | None:
-    funcs: list[Json] = [
-        t["function"] for t in tools or [] if isinstance(t, dict) and t.get("type") == "function"
-    ]
+    funcs: list[Json] = [t["function"] for t in tools or [] if isinstance(t, dict) and t.get("type") == "function"]
     if not funcs or choice == "none":
         return None
     if isinstance(choice, dict) and isinstance(choice.get("function"), dict):
@@ -284,11 +276,7 @@ async def _chat(fake: FakeUpstream, request: web.Request, model: str | None = No
     if (err := await _prelude(fake, request, b, openai_error)) is not None:
         return err
     req = await _body_json(request)
-    if (
-        not isinstance(req, dict)
-        or not isinstance(req.get("messages"), list)
-        or not (model or req.get("model"))
-    ):
+    if not isinstance(req, dict) or not isinstance(req.get("messages"), list) or not (model or req.get("model")):
         return await openai_error(request, 400, "'model' and 'messages' are required", b)
     model = model or str(req["model"])
     msgs = [m for m in req["messages"] if isinstance(m, dict)]
@@ -316,9 +304,7 @@ async def _chat(fake: FakeUpstream, request: web.Request, model: str | None = No
     if not req.get("stream"):
         message: Json = {"role": "assistant", "content": content, "refusal": None, "annotations": []}
         if tool is not None:
-            message["tool_calls"] = [
-                {"id": call_id, "type": "function", "function": {"name": name, "arguments": args}}
-            ]
+            message["tool_calls"] = [{"id": call_id, "type": "function", "function": {"name": name, "arguments": args}}]
         choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
         return await _send_json(request, {**base, "choices": [choice], "usage": usage}, b, headers=headers)
 
@@ -340,9 +326,7 @@ async def _chat(fake: FakeUpstream, request: web.Request, model: str | None = No
             "function": {"name": name, "arguments": ""},
         }
         chunks = [chunk({"role": "assistant", "content": None, "tool_calls": [first_call], "refusal": None})]
-        chunks += [
-            chunk({"tool_calls": [{"index": 0, "function": {"arguments": f}}]}) for f in _fragments(args)
-        ]
+        chunks += [chunk({"tool_calls": [{"index": 0, "function": {"arguments": f}}]}) for f in _fragments(args)]
     else:
         chunks = [chunk({"role": "assistant", "content": "", "refusal": None})]
         chunks += [chunk({"content": piece}) for piece in _pieces(content or "")]
@@ -380,18 +364,14 @@ async def _completions(fake: FakeUpstream, request: web.Request) -> web.StreamRe
         {**base, "choices": [{"text": p, "index": 0, "logprobs": None, "finish_reason": None}], **extra}
         for p in _pieces(text)
     ]
-    chunks.append(
-        {**base, "choices": [{"text": "", "index": 0, "logprobs": None, "finish_reason": "stop"}], **extra}
-    )
+    chunks.append({**base, "choices": [{"text": "", "index": 0, "logprobs": None, "finish_reason": "stop"}], **extra})
     if include_usage:
         chunks.append({**base, "choices": [], "usage": usage})
     events = [f"data: {_dumps(c)}\n\n".encode() for c in chunks] + [b"data: [DONE]\n\n"]
     return await _send_sse(request, events, b, headers, reset_after=2)
 
 
-async def _embeddings(
-    fake: FakeUpstream, request: web.Request, model: str | None = None
-) -> web.StreamResponse:
+async def _embeddings(fake: FakeUpstream, request: web.Request, model: str | None = None) -> web.StreamResponse:
     b = _behavior(request)
     if (err := await _prelude(fake, request, b, openai_error)) is not None:
         return err
@@ -460,9 +440,7 @@ def openai_app(fake: FakeUpstream, app: web.Application | None = None) -> web.Ap
         return await _azure_guard(request) or await _chat(fake, request, request.match_info["deployment"])
 
     async def azure_embeddings(request: web.Request) -> web.StreamResponse:
-        return await _azure_guard(request) or await _embeddings(
-            fake, request, request.match_info["deployment"]
-        )
+        return await _azure_guard(request) or await _embeddings(fake, request, request.match_info["deployment"])
 
     app = web.Application(middlewares=[_recorder(fake)]) if app is None else app
     app.router.add_post("/v1/chat/completions", chat)
@@ -524,11 +502,7 @@ def anthropic_app(fake: FakeUpstream, app: web.Application | None = None) -> web
 
     async def count_tokens(request: web.Request) -> web.StreamResponse:
         req = await guard(request)
-        return (
-            req
-            if isinstance(req, web.StreamResponse)
-            else web.json_response({"input_tokens": input_tokens(req)})
-        )
+        return req if isinstance(req, web.StreamResponse) else web.json_response({"input_tokens": input_tokens(req)})
 
     async def messages(request: web.Request) -> web.StreamResponse:
         req = await guard(request)

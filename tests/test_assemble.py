@@ -201,9 +201,7 @@ def test_openai_plain_text_stream() -> None:
         "created": 1732600000,
         "model": "gpt-4o-mini-2024-07-18",
         "system_fingerprint": "fp_0ba0d124f1",
-        "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": "Hello there!"}, "finish_reason": "stop"}
-        ],
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello there!"}, "finish_reason": "stop"}],
     }
     assert got.text == "Hello there!"
     assert got.finish_reason == "stop"
@@ -294,9 +292,7 @@ def test_openai_truncated_stream_keeps_what_arrived() -> None:
         (MESSAGES, ANTHROPIC_TOOL_STREAM, "Okay, let's check the weather for San Francisco, CA:"),
     ],
 )
-def test_stream_cut_anywhere_never_raises_and_gives_a_prefix(
-    path: str, fixture: bytes, full: str | None
-) -> None:
+def test_stream_cut_anywhere_never_raises_and_gives_a_prefix(path: str, fixture: bytes, full: str | None) -> None:
     kind = "anthropic" if path == MESSAGES else "openai"
     for cut in range(len(fixture) + 1):
         got = assemble_sse(kind, path, fixture[:cut])
@@ -623,9 +619,7 @@ def test_request_facts_anthropic() -> None:
 
 
 def test_fingerprint_same_conversation_same_hash() -> None:
-    a = request_facts(
-        b'{"model":"gpt-4o","messages":[{"role":"user","content":"hi","name":"bob"}],"temperature":0}'
-    )
+    a = request_facts(b'{"model":"gpt-4o","messages":[{"role":"user","content":"hi","name":"bob"}],"temperature":0}')
     # Same messages: other model and params, other key order and whitespace.
     b = request_facts(
         b'{ "temperature": 1, "messages": [ {"name": "bob", "content": "hi", "role": "user"} ], "model": "o1" }'

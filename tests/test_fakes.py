@@ -143,9 +143,7 @@ async def test_chat_tool_call_json(client: openai.AsyncOpenAI) -> None:
     assert call.type == "function" and call.id.startswith("call_")
     assert call.function.name == "get_weather"
     assert json.loads(call.function.arguments) == {"city": "fake", "unit": "c"}
-    none = await client.chat.completions.create(
-        model="gpt-4o", messages=USER, tools=[WEATHER_TOOL], tool_choice="none"
-    )
+    none = await client.chat.completions.create(model="gpt-4o", messages=USER, tools=[WEATHER_TOOL], tool_choice="none")
     assert none.choices[0].message.content == DEFAULT_TEXT and none.choices[0].message.tool_calls is None
 
 
@@ -158,19 +156,13 @@ async def test_chat_tool_call_stream(client: openai.AsyncOpenAI) -> None:
     call = choice.message.tool_calls[0]
     assert call.function.name == "get_weather"
     assert call.function.parsed_arguments == {"city": "fake", "unit": "c"}
-    raw = await client.chat.completions.create(
-        model="gpt-4o", messages=USER, tools=[WEATHER_TOOL], stream=True
-    )
-    fragments = [
-        c.choices[0].delta.tool_calls async for c in raw if c.choices and c.choices[0].delta.tool_calls
-    ]
+    raw = await client.chat.completions.create(model="gpt-4o", messages=USER, tools=[WEATHER_TOOL], stream=True)
+    fragments = [c.choices[0].delta.tool_calls async for c in raw if c.choices and c.choices[0].delta.tool_calls]
     assert len(fragments) > 2 and fragments[0][0].id is not None and fragments[1][0].id is None
 
 
 # ---------------------------------------------------------------- OpenAI other endpoints
-async def test_embeddings_default_base64_and_float(
-    oai: tuple[FakeUpstream, str], client: openai.AsyncOpenAI
-) -> None:
+async def test_embeddings_default_base64_and_float(oai: tuple[FakeUpstream, str], client: openai.AsyncOpenAI) -> None:
     result = await client.embeddings.create(model="text-embedding-3-small", input=["a b", "c"])
     assert oai[0].last.json["encoding_format"] == "base64"  # what the SDK asks for by default
     assert [d.embedding for d in result.data] == [fake_embedding("a b"), fake_embedding("c")]
@@ -227,13 +219,9 @@ async def test_azure_deployment_route(oai: tuple[FakeUpstream, str]) -> None:
         (400, openai.BadRequestError, "invalid_request_error"),
     ],
 )
-async def test_openai_error_status(
-    client: openai.AsyncOpenAI, status: int, exc: type[Exception], kind: str
-) -> None:
+async def test_openai_error_status(client: openai.AsyncOpenAI, status: int, exc: type[Exception], kind: str) -> None:
     with pytest.raises(exc) as info:
-        await client.chat.completions.create(
-            model="gpt-4o", messages=USER, extra_headers=behave(f"status:{status}")
-        )
+        await client.chat.completions.create(model="gpt-4o", messages=USER, extra_headers=behave(f"status:{status}"))
     err = info.value
     assert isinstance(err, openai.APIStatusError) and err.status_code == status
     assert isinstance(err.body, dict) and err.body["type"] == kind and err.body["param"] is None
@@ -281,9 +269,7 @@ async def test_concurrent_requests_do_not_mix(client: openai.AsyncOpenAI) -> Non
         messages=[{"role": "user", "content": "echo: first"}],
         extra_headers=behave("slow:100"),
     )
-    second = client.chat.completions.create(
-        model="gpt-4o", messages=[{"role": "user", "content": "echo: second"}]
-    )
+    second = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "echo: second"}])
     a, b = await asyncio.gather(first, second)
     assert (a.choices[0].message.content, b.choices[0].message.content) == ("first", "second")
 
@@ -298,9 +284,7 @@ async def test_reset_mid_stream(client: openai.AsyncOpenAI) -> None:
             seen.append(chunk.choices[0].delta.content or "")
     assert "".join(seen) == "Hello from"
     with pytest.raises(openai.APIConnectionError):
-        await client.chat.completions.create(
-            model="gpt-4o", messages=USER, extra_headers=behave("reset-mid-stream")
-        )
+        await client.chat.completions.create(model="gpt-4o", messages=USER, extra_headers=behave("reset-mid-stream"))
 
 
 # ---------------------------------------------------------------- Anthropic
@@ -335,9 +319,7 @@ async def test_anthropic_stream_text(claude: tuple[FakeUpstream, anthropic.Async
 
 async def test_anthropic_tool_use(claude: tuple[FakeUpstream, anthropic.AsyncAnthropic]) -> None:
     _, client = claude
-    message = await client.messages.create(
-        model="claude-sonnet-4-6", max_tokens=64, messages=USER, tools=[CLAUDE_TOOL]
-    )
+    message = await client.messages.create(model="claude-sonnet-4-6", max_tokens=64, messages=USER, tools=[CLAUDE_TOOL])
     block = message.content[0]
     assert message.stop_reason == "tool_use" and block.type == "tool_use"
     assert block.name == "get_weather" and block.input == {"city": "fake"} and block.id.startswith("toolu_")
@@ -364,9 +346,7 @@ async def test_anthropic_errors_and_auth(claude: tuple[FakeUpstream, anthropic.A
         assert info.value.body["type"] == "error"
     base = str(client.base_url).rstrip("/")
     async with aiohttp.ClientSession() as s:
-        async with s.post(
-            f"{base}/v1/messages", json={"model": "m", "max_tokens": 1, "messages": USER}
-        ) as resp:
+        async with s.post(f"{base}/v1/messages", json={"model": "m", "max_tokens": 1, "messages": USER}) as resp:
             assert resp.status == 401
             assert (await resp.json())["error"]["type"] == "authentication_error"
     assert len(fake.received) == 3

@@ -96,9 +96,7 @@ def test_mini_snapshot_priced_as_mini(table: PriceTable) -> None:
     assert table.cost_usd("gpt-4o-mini-2024-07-18", 1_000_000, 1_000_000) == pytest.approx(0.75)
 
 
-@pytest.mark.parametrize(
-    "model", ["llama-3-70b", "gpt-6", "mistral-large-latest", "", None, "ft:gpt-4o:x::y"]
-)
+@pytest.mark.parametrize("model", ["llama-3-70b", "gpt-6", "mistral-large-latest", "", None, "ft:gpt-4o:x::y"])
 def test_unknown_model_is_none(table: PriceTable, model: str | None) -> None:
     assert table.lookup(model) is None
     assert table.cost_usd(model, 100, 100) is None
@@ -121,9 +119,7 @@ def test_unknown_usage_is_none(table: PriceTable) -> None:
 def test_cache_tokens_priced_anthropic(table: PriceTable) -> None:
     # claude-sonnet-4: in 3, out 15, cache_read 0.30, cache_write 3.75 (per 1M)
     # 1000*3 + 200*15 + 10_000*0.3 + 4000*3.75 = 3000 + 3000 + 3000 + 15000 = 24000 -> /1e6
-    cost = table.cost_usd(
-        "claude-sonnet-4-20250514", 1000, 200, cache_read_tokens=10_000, cache_write_tokens=4000
-    )
+    cost = table.cost_usd("claude-sonnet-4-20250514", 1000, 200, cache_read_tokens=10_000, cache_write_tokens=4000)
     assert cost == pytest.approx(0.024)
 
 
@@ -162,9 +158,7 @@ def test_extension_adds_model() -> None:
     t = PriceTable.load({"my-local-model": {"input": 0.5, "output": 1.0, "cache_read": 0.1}})
     assert t.lookup("my-local-model") == ("my-local-model", Price(0.5, 1.0, 0.1, None))
     # 2e6*0.5 + 1e6*1.0 + 1e6*0.1 = 1.0 + 1.0 + 0.1
-    assert t.cost_usd("my-local-model", 2_000_000, 1_000_000, cache_read_tokens=1_000_000) == pytest.approx(
-        2.1
-    )
+    assert t.cost_usd("my-local-model", 2_000_000, 1_000_000, cache_read_tokens=1_000_000) == pytest.approx(2.1)
     assert ("custom", "my-local-model", Price(0.5, 1.0, 0.1, None)) in t.rows()
     assert len(t) == len(PriceTable.load()) + 1
 

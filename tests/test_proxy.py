@@ -22,7 +22,9 @@ def client(gateway: Gateway, **kwargs: object) -> openai.AsyncOpenAI:
 
 async def test_chat_answer_passes_through_and_is_logged(gateway: Gateway, fake: FakeUpstream) -> None:
     raw = await client(gateway).chat.completions.with_raw_response.create(
-        model="gpt-4o-mini", messages=MESSAGES, extra_headers={"Helicone-User-Id": "u42"}  # type: ignore[arg-type]
+        model="gpt-4o-mini",
+        messages=MESSAGES,
+        extra_headers={"Helicone-User-Id": "u42"},  # type: ignore[arg-type]
     )
     completion = raw.parse()
     request_id = raw.headers["helicone-id"]
@@ -52,7 +54,9 @@ async def test_chat_answer_passes_through_and_is_logged(gateway: Gateway, fake: 
 
 async def test_stream_with_usage_is_untouched_and_reassembled(gateway: Gateway) -> None:
     stream = await client(gateway).chat.completions.create(
-        model="gpt-4o-mini", messages=MESSAGES, stream=True,  # type: ignore[arg-type]
+        model="gpt-4o-mini",
+        messages=MESSAGES,
+        stream=True,  # type: ignore[arg-type]
         stream_options={"include_usage": True},
     )
     request_id = stream.response.headers["helicone-id"]
@@ -89,10 +93,20 @@ async def test_stream_without_usage_hides_the_injected_usage(
 
 
 async def test_streamed_tool_call_is_reassembled(gateway: Gateway) -> None:
-    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {
-        "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+            },
+        }
+    ]
     stream = await client(gateway).chat.completions.create(
-        model="gpt-4o", messages=MESSAGES, tools=tools, stream=True  # type: ignore[arg-type]
+        model="gpt-4o",
+        messages=MESSAGES,
+        tools=tools,
+        stream=True,  # type: ignore[arg-type]
     )
     request_id = stream.response.headers["helicone-id"]
     arguments = ""
@@ -121,8 +135,11 @@ async def test_query_string_and_body_bytes_forwarded_exactly(
     gateway: Gateway, fake: FakeUpstream, http: aiohttp.ClientSession
 ) -> None:
     body = b'{"model": "gpt-4o",   "messages": [{"role":"user","content":"x"}]}'
-    async with http.post(f"{gateway.v1}/chat/completions?foo=1&bar=a%20b", data=body,
-                         headers={"Content-Type": "application/json", "Authorization": "Bearer k"}) as r:
+    async with http.post(
+        f"{gateway.v1}/chat/completions?foo=1&bar=a%20b",
+        data=body,
+        headers={"Content-Type": "application/json", "Authorization": "Bearer k"},
+    ) as r:
         assert r.status == 200
     assert fake.last.body == body and fake.last.query == {"foo": "1", "bar": "a b"}
     row = await gateway.row(r.headers["Helicone-Id"])
@@ -134,7 +151,9 @@ async def test_client_chosen_id_and_retries_share_it(gateway: Gateway) -> None:
     api = client(gateway)
     for _ in range(3):
         raw = await api.chat.completions.with_raw_response.create(
-            model="gpt-4o-mini", messages=MESSAGES, extra_headers={"Helicone-Request-Id": request_id}  # type: ignore[arg-type]
+            model="gpt-4o-mini",
+            messages=MESSAGES,
+            extra_headers={"Helicone-Request-Id": request_id},  # type: ignore[arg-type]
         )
         assert raw.headers["helicone-id"] == request_id
     rows = await gateway.rows(request_id)
@@ -145,7 +164,8 @@ async def test_client_chosen_id_and_retries_share_it(gateway: Gateway) -> None:
 async def test_unsafe_request_id_is_refused(gateway: Gateway, fake: FakeUpstream, bad_id: str) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
         await client(gateway).chat.completions.create(
-            model="gpt-4o-mini", messages=MESSAGES,  # type: ignore[arg-type]
+            model="gpt-4o-mini",
+            messages=MESSAGES,  # type: ignore[arg-type]
             extra_headers={"Helicone-Request-Id": bad_id},
         )
     assert "Helicone-Request-Id" in caught.value.message
@@ -156,7 +176,9 @@ async def test_unsafe_request_id_is_refused(gateway: Gateway, fake: FakeUpstream
 async def test_upstream_errors_pass_through_and_are_logged(gateway: Gateway) -> None:
     with pytest.raises(openai.RateLimitError) as caught:
         await client(gateway).chat.completions.create(
-            model="gpt-4o-mini", messages=MESSAGES, extra_headers={"X-Fake-Behavior": "status:429"}  # type: ignore[arg-type]
+            model="gpt-4o-mini",
+            messages=MESSAGES,
+            extra_headers={"X-Fake-Behavior": "status:429"},  # type: ignore[arg-type]
         )
     request_id = caught.value.response.headers["helicone-id"]
     row = await gateway.row(request_id)
@@ -179,7 +201,9 @@ async def test_silent_upstream_is_504(make_gateway: object) -> None:
     gw: Gateway = await make_gateway(server={"upstream_read_timeout_s": 0.2})  # type: ignore[operator]
     with pytest.raises(openai.APIStatusError) as caught:
         await client(gw).chat.completions.create(
-            model="gpt-4o-mini", messages=MESSAGES, extra_headers={"X-Fake-Behavior": "slow:1500"}  # type: ignore[arg-type]
+            model="gpt-4o-mini",
+            messages=MESSAGES,
+            extra_headers={"X-Fake-Behavior": "slow:1500"},  # type: ignore[arg-type]
         )
     assert caught.value.status_code == 504
     row = await gw.row(caught.value.response.headers["helicone-id"])
@@ -199,7 +223,9 @@ async def test_gzip_answer_reaches_client_and_log_decoded(gateway: Gateway, http
 
 async def test_upstream_reset_mid_stream_is_logged(gateway: Gateway) -> None:
     stream = await client(gateway).chat.completions.create(
-        model="gpt-4o-mini", messages=MESSAGES, stream=True,  # type: ignore[arg-type]
+        model="gpt-4o-mini",
+        messages=MESSAGES,
+        stream=True,  # type: ignore[arg-type]
         extra_headers={"X-Fake-Behavior": "reset-mid-stream"},
     )
     request_id = stream.response.headers["helicone-id"]
@@ -210,7 +236,9 @@ async def test_upstream_reset_mid_stream_is_logged(gateway: Gateway) -> None:
     assert row["error_type"] == "upstream_disconnected" and row["response_body"]
 
 
-async def test_client_gone_mid_stream_is_logged_with_what_was_sent(gateway: Gateway, http: aiohttp.ClientSession) -> None:
+async def test_client_gone_mid_stream_is_logged_with_what_was_sent(
+    gateway: Gateway, http: aiohttp.ClientSession
+) -> None:
     body = {"model": "gpt-4o-mini", "messages": MESSAGES, "stream": True}
     headers = {"X-Fake-Behavior": "slow:100", "Authorization": "Bearer k"}
     r = await http.post(f"{gateway.v1}/chat/completions", json=body, headers=headers)

@@ -16,12 +16,20 @@ MESSAGES = [{"role": "user", "content": "echo: the answer"}]
 async def test_get_request_in_helicone_shape(gateway: Gateway, http: aiohttp.ClientSession) -> None:
     api = openai.AsyncOpenAI(base_url=gateway.v1, api_key="sk-live-abc", max_retries=0)
     raw = await api.chat.completions.with_raw_response.create(
-        model="gpt-4o-mini", messages=MESSAGES,  # type: ignore[arg-type]
-        extra_headers={"Helicone-Request-Id": "conv-1", "Helicone-Property-Feature": "chat",
-                       "Helicone-Session-Id": "s1", "Helicone-Session-Path": "/a", "Helicone-Session-Name": "n"},
+        model="gpt-4o-mini",
+        messages=MESSAGES,  # type: ignore[arg-type]
+        extra_headers={
+            "Helicone-Request-Id": "conv-1",
+            "Helicone-Property-Feature": "chat",
+            "Helicone-Session-Id": "s1",
+            "Helicone-Session-Path": "/a",
+            "Helicone-Session-Name": "n",
+        },
     )
     await api.chat.completions.create(
-        model="gpt-4o-mini", messages=MESSAGES, extra_headers={"Helicone-Request-Id": "conv-1"}  # type: ignore[arg-type]
+        model="gpt-4o-mini",
+        messages=MESSAGES,
+        extra_headers={"Helicone-Request-Id": "conv-1"},  # type: ignore[arg-type]
     )
     completion = raw.parse()
     await gateway.settled()
@@ -75,9 +83,7 @@ async def test_health_and_readiness(gateway: Gateway, http: aiohttp.ClientSessio
     assert body["log"]["dropped_queue_full"] == 0 and body["queue"]["capacity"] > 0
 
 
-async def test_full_queue_never_fails_a_call_and_is_counted(
-    make_gateway: object, http: aiohttp.ClientSession
-) -> None:
+async def test_full_queue_never_fails_a_call_and_is_counted(make_gateway: object, http: aiohttp.ClientSession) -> None:
     gw: Gateway = await make_gateway(database={"queue_size": 1})  # type: ignore[operator]
     api = openai.AsyncOpenAI(base_url=gw.v1, api_key="sk", max_retries=0)
     answers = await asyncio.gather(
@@ -92,13 +98,23 @@ async def test_full_queue_never_fails_a_call_and_is_counted(
 
 
 async def test_secrets_never_reach_the_database_file(gateway: Gateway, fake: FakeUpstream) -> None:
-    secrets = ["sk-proj-SECRETPROVIDERKEY42", "anthropic-SECRET-x-api-key", "azure-SECRET-api-key",
-               "session=SECRETCOOKIE", "sk-helicone-SECRETPROXYKEY"]
+    secrets = [
+        "sk-proj-SECRETPROVIDERKEY42",
+        "anthropic-SECRET-x-api-key",
+        "azure-SECRET-api-key",
+        "session=SECRETCOOKIE",
+        "sk-helicone-SECRETPROXYKEY",
+    ]
     api = openai.AsyncOpenAI(base_url=gateway.v1, api_key=secrets[0], max_retries=0)
     raw = await api.chat.completions.with_raw_response.create(
-        model="gpt-4o-mini", messages=MESSAGES,  # type: ignore[arg-type]
-        extra_headers={"x-api-key": secrets[1], "api-key": secrets[2], "Cookie": secrets[3],
-                       "Helicone-Auth": f"Bearer {secrets[4]}"},
+        model="gpt-4o-mini",
+        messages=MESSAGES,  # type: ignore[arg-type]
+        extra_headers={
+            "x-api-key": secrets[1],
+            "api-key": secrets[2],
+            "Cookie": secrets[3],
+            "Helicone-Auth": f"Bearer {secrets[4]}",
+        },
     )
     await gateway.row(raw.headers["helicone-id"])
     assert fake.last.header("Authorization") == f"Bearer {secrets[0]}"  # forwarded, not stored

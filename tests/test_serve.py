@@ -60,8 +60,15 @@ async def test_sigterm_under_load_loses_no_answered_row(tmp_path: Path, upstream
     db = tmp_path / "serve.db"
     env = {**os.environ, "FEEDGATE_OPENAI_BASE_URL": upstream_url, "FEEDGATE_DATABASE_URL": f"sqlite:///{db}"}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "feedgate", "serve", "--port", str(port), env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "feedgate",
+        "serve",
+        "--port",
+        str(port),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"
     await _wait_ready(url, proc)

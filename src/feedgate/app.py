@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import functools
-import re
 import logging
+import re
 from collections.abc import AsyncIterator
+from typing import Protocol
 
 import aiohttp
 from aiohttp import web
@@ -23,6 +24,11 @@ from feedgate.store import make_store
 from feedgate.store.writer import Writer
 
 log = logging.getLogger("feedgate")
+API_MODULES: tuple[ApiModule, ...] = ()
+
+
+class ApiModule(Protocol):
+    def add_routes(self, router: web.UrlDispatcher) -> None: ...
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -43,7 +49,9 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     stats = writer.stats
     log.info(
         "log writer stopped: %d rows written, %d dropped (queue full), %d lost (store errors)",
-        stats.written, stats.dropped_queue_full, stats.dropped_store_error,
+        stats.written,
+        stats.dropped_queue_full,
+        stats.dropped_store_error,
     )
     await store.close()
 
@@ -81,6 +89,9 @@ def create_app(settings: Settings) -> web.Application:
     router.add_get("/healthz", ops.healthz)
     router.add_get("/readyz", ops.readyz)
     router.add_get("/v1/request/{request_id}", requests.get_request)
+    # Each API module adds its own routes; they must come before the proxy's catch-all below.
+    for module in API_MODULES:
+        module.add_routes(router)
     router.add_route("*", "/v1/{tail:.*}", proxy_handler, name="proxy")
     provider_names = "|".join(re.escape(name) for name in sorted(app[PROVIDERS].by_name))
     router.add_route("*", "/{provider:" + provider_names + "}/{tail:.*}", proxy_handler, name="proxy-provider")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import ipaddress
 import logging
 import sys
@@ -27,6 +28,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
 
 
+Command = Callable[[argparse.Namespace, Settings], int]
+# Modules that add subcommands: each has ``add_commands(subparsers, common)`` and sets ``run=`` defaults.
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="feedgate", description="LLM gateway that logs calls and feedback.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -34,8 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     _common(serve)
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8787)")
+    serve.set_defaults(run=cmd_serve)
     check = commands.add_parser("check-config", help="validate and print the effective settings")
     _common(check)
+    check.set_defaults(run=cmd_check_config)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).add_commands(commands, _common)
     return parser
 
 
@@ -59,7 +69,7 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def cmd_serve(settings: Settings) -> int:
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from aiohttp import web
 
     from feedgate.app import create_app
@@ -75,8 +85,9 @@ def cmd_serve(settings: Settings) -> int:
                 file=sys.stderr,
             )
             return EXIT_CONFIG
-        log.warning("no auth keys configured: the gateway and its feedback API are open to anyone who can reach %s",
-                    host)
+        log.warning(
+            "no auth keys configured: the gateway and its feedback API are open to anyone who can reach %s", host
+        )
     app = create_app(settings)
     loop = _new_loop()
     web.run_app(
@@ -101,26 +112,20 @@ def _new_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-def cmd_check_config(settings: Settings) -> int:
+def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
     print(yaml.safe_dump(masked(settings), sort_keys=False), end="")
     return 0
-
-
-COMMANDS: dict[str, Callable[[Settings], int]] = {"serve": cmd_serve, "check-config": cmd_check_config}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = settings_from_args(args)
-        if args.command == "serve":
-            from feedgate.store import make_store
-
-            make_store(settings)  # a bad database URL is a config error, not a traceback at start
-    except (ConfigError, ValueError) as exc:
+    except ConfigError as exc:
         print(f"feedgate: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
-    return COMMANDS[args.command](settings)
+    run: Command = args.run
+    return run(args, settings)

@@ -66,6 +66,13 @@ class DatabaseSettings(_Section):
         0.0, ge=0, description="At start, how long to wait for an unreachable database before giving up."
     )
 
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError("must start with sqlite:/// or postgresql://")
+        return value
+
 
 class ProviderBaseSettings(_Section):
     base_url: str = Field(..., description="Upstream origin; the incoming path is appended to it.")

@@ -76,10 +76,10 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
     except web.HTTPNotFound:
         response = to_response(NotFound(f"no route for {request.method} {request.path}"), openai_shape=proxied)
     except web.HTTPException as exc:
-        error = FeedgateError(exc.reason)
-        error.status = exc.status
-        error.error_type = "invalid_request_error"
-        response = to_response(error, openai_shape=proxied)
+        http_error = FeedgateError(exc.reason)
+        http_error.status = exc.status
+        http_error.error_type = "invalid_request_error"
+        response = to_response(http_error, openai_shape=proxied)
     except Exception:
         log.exception("unexpected error on %s %s", request.method, request.path)
         response = to_response(FeedgateError("internal error; see the gateway log"), openai_shape=proxied)
@@ -120,7 +120,11 @@ class AccessLogger(AbstractAccessLogger):
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         self.logger.info(
             "%s %s %s %d %.1fms",
-            request.get(REQUEST_ID, "-"), request.method, request.path, response.status, time * 1000.0,
+            request.get(REQUEST_ID, "-"),
+            request.method,
+            request.path,
+            response.status,
+            time * 1000.0,
         )
 
     @property

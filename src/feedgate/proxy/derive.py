@@ -68,8 +68,9 @@ def derive_row(exchange: Exchange, prices: PriceTable) -> InsertRequest:
         else usage.input_tokens
     )
     cost = (
-        prices.cost_usd(priced_model, uncached_input, usage.output_tokens, usage.cache_read_tokens,
-                        usage.cache_write_tokens)
+        prices.cost_usd(
+            priced_model, uncached_input, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens
+        )
         if exchange.status is not None and exchange.status < 400
         else None
     )

@@ -39,7 +39,7 @@ def upstream_headers(incoming: Mapping[str, str]) -> CIMultiDict[str]:
     out: CIMultiDict[str] = CIMultiDict()
     for name, value in incoming.items():
         lower = name.lower()
-        if lower in HOP_BY_HOP or lower.startswith("helicone-") or lower.startswith("feedgate-"):
+        if lower in HOP_BY_HOP or lower.startswith(("helicone-", "feedgate-")):
             continue
         out.add(name, value)
     return out

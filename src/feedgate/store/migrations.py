@@ -146,9 +146,7 @@ CREATE TABLE request_properties (
 migration(
     "m002_feedback",
     sqlite=_FEEDBACK.format(pk="INTEGER PRIMARY KEY", real="REAL"),
-    postgres=_FEEDBACK.format(
-        pk="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", real="DOUBLE PRECISION"
-    ),
+    postgres=_FEEDBACK.format(pk="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", real="DOUBLE PRECISION"),
 )
 
 

@@ -157,8 +157,9 @@ class SqliteStore:
             session_id, user_id = values[_COL["session_id"]], values[_COL["user_id"]]
             if fingerprint is None or (session_id is None and user_id is None):
                 continue
-            since = utc_text(datetime.strptime(when, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-                             - self.regenerate_window)
+            since = utc_text(
+                datetime.strptime(when, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC) - self.regenerate_window
+            )
             rows = await conn.execute_fetchall(
                 _PREVIOUS_SAME_CONVERSATION,
                 (fingerprint, op.request_id, since, when, session_id, session_id, user_id, user_id),
@@ -172,8 +173,18 @@ class SqliteStore:
         rating = None if op.rating is None else int(op.rating)
         await conn.execute(
             _INSERT_EVENT,
-            (op.target_type, op.target_id, op.kind, rating, op.signal, op.comment, op.user_id,
-             op.metadata_json, op.source, op.datetime_utc),
+            (
+                op.target_type,
+                op.target_id,
+                op.kind,
+                rating,
+                op.signal,
+                op.comment,
+                op.user_id,
+                op.metadata_json,
+                op.source,
+                op.datetime_utc,
+            ),
         )
         if op.kind != "explicit":
             return

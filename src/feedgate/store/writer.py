@@ -87,7 +87,9 @@ class Writer:
                 self._last_drop_log = now
                 log.error(
                     "log queue full (%d records): dropped request %s; %d dropped so far",
-                    self.queue.maxsize, request_id, self.stats.dropped_queue_full,
+                    self.queue.maxsize,
+                    request_id,
+                    self.stats.dropped_queue_full,
                 )
             return False
         self.queued_ids[request_id] += 1
