@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from fakes import FakeUpstream, anthropic_app, openai_app, serve_app
+from fakes import FakeUpstream, anthropic_app, combined_app, openai_app, serve_app
 from feedgate.app import create_app
 from feedgate.config import Settings, load_settings
 from feedgate.keys import INFLIGHT, STORE, WRITER
@@ -65,7 +65,10 @@ def gateway_settings(tmp_path: Path, upstream: str, anthropic: str | None = None
         "anthropic": {"base_url": anthropic or upstream},
     }
     for section, values in sections.items():
-        overrides.setdefault(section, {}).update(values)
+        if isinstance(values, dict):
+            overrides.setdefault(section, {}).update(values)
+        else:  # a list (providers) or a plain value (default_provider)
+            overrides[section] = values
     return load_settings(environ={}, overrides=overrides)
 
 
@@ -142,3 +145,35 @@ def threaded_gateway(tmp_path: Path) -> Iterator[tuple[Gateway, FakeUpstream, as
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
         loop.close()
+
+
+# ---- one fake upstream for every provider kind, and a second separate upstream (targets, fallbacks)
+
+
+@pytest.fixture
+async def combined_url(fake: FakeUpstream) -> AsyncIterator[str]:
+    async with serve_app(combined_app(fake)) as url:
+        yield url
+
+
+@pytest.fixture
+async def make_combined(tmp_path: Path, combined_url: str) -> AsyncIterator[GatewayFactory]:
+    """Like ``make_gateway``, with openai and anthropic both pointing at the combined fake."""
+    async with AsyncExitStack() as stack:
+
+        async def make(**sections: Any) -> Gateway:
+            return await start_gateway(stack, gateway_settings(tmp_path, combined_url, **sections))
+
+        yield make
+
+
+@pytest.fixture
+def other() -> FakeUpstream:
+    """A second, separate fake OpenAI upstream (a target, a fallback, another provider)."""
+    return FakeUpstream()
+
+
+@pytest.fixture
+async def other_url(other: FakeUpstream) -> AsyncIterator[str]:
+    async with serve_app(openai_app(other)) as url:
+        yield url

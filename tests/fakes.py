@@ -2,7 +2,8 @@
 
 Behaviour switches go in the ``X-Fake-Behavior`` request header, comma-separated:
 ``status:<code>``, ``slow:<ms>``, ``reset-mid-stream``, ``gzip``, ``fail-times:<n>:<code>`` (counted per
-``X-Fake-Key`` header value) and ``retry-after:<seconds>`` (adds ``Retry-After`` to error answers).
+``X-Fake-Key`` header value), ``retry-after:<seconds>`` (adds ``Retry-After`` to error answers) and
+``cache-tokens:<read>:<write>`` (Anthropic usage reports that many prompt-cache read / write tokens).
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ class Behavior:
     gzip: bool = False
     fail_times: tuple[int, int] | None = None
     retry_after: str | None = None
+    cache_tokens: tuple[int, int] = (0, 0)
 
     @classmethod
     def parse(cls, value: str) -> Behavior:
@@ -90,6 +92,9 @@ class Behavior:
                 b.fail_times = (int(n), int(code or 500))
             elif name == "retry-after":
                 b.retry_after = arg
+            elif name == "cache-tokens":
+                read, _, write = arg.partition(":")
+                b.cache_tokens = (int(read), int(write or 0))
         return b
 
 
@@ -534,8 +539,8 @@ def anthropic_app(fake: FakeUpstream, app: web.Application | None = None) -> web
             stop_reason, output_tokens = "end_turn", _words(text)
         usage = {
             "input_tokens": input_tokens(req),
-            "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": 0,
+            "cache_creation_input_tokens": b.cache_tokens[1],
+            "cache_read_input_tokens": b.cache_tokens[0],
             "output_tokens": output_tokens,
             "service_tier": "standard",
         }

@@ -11,20 +11,24 @@ from typing import Protocol
 import aiohttp
 from aiohttp import web
 
-from feedgate.api import ops, requests
+from feedgate.api import feedback, manual_log, ops, requests
 from feedgate.config import Settings
-from feedgate.keys import HTTP, INFLIGHT, PRICES, PROVIDERS, SETTINGS, STORE, WRITER
+from feedgate.keys import HTTP, INFLIGHT, PRICES, PROVIDERS, RATE_LIMITER, REQUEST_IDS, SETTINGS, STORE, WRITER
 from feedgate.middleware import gateway_middleware, stamp_request_id
+from feedgate.pending import sweeper_ctx
 from feedgate.pricing import PriceTable
 from feedgate.proxy.derive import derive_row
 from feedgate.proxy.forward import proxy_handler
 from feedgate.proxy.inflight import Inflight
-from feedgate.proxy.providers import Providers
+from feedgate.proxy.providers import AZURE_ROUTE, Providers
+from feedgate.proxy.ratelimit import RateLimiter
+from feedgate.proxy.request_id import RequestIds
+from feedgate.shared_state import shared_state_ctx
 from feedgate.store import make_store
 from feedgate.store.writer import Writer
 
 log = logging.getLogger("feedgate")
-API_MODULES: tuple[ApiModule, ...] = ()
+API_MODULES: tuple[ApiModule, ...] = (feedback, manual_log)
 
 
 class ApiModule(Protocol):
@@ -78,10 +82,14 @@ async def _http_ctx(app: web.Application) -> AsyncIterator[None]:
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=settings.server.max_body_bytes, middlewares=[gateway_middleware])
     app[SETTINGS] = settings
-    app[PRICES] = PriceTable.load()
+    app[PRICES] = PriceTable.load({model: price.model_dump() for model, price in settings.prices.items()})
     app[PROVIDERS] = Providers.from_settings(settings)
     app[INFLIGHT] = Inflight()
+    app[REQUEST_IDS] = RequestIds()
+    app[RATE_LIMITER] = RateLimiter()
     app.cleanup_ctx.append(_store_ctx)
+    app.cleanup_ctx.append(shared_state_ctx)
+    app.cleanup_ctx.append(sweeper_ctx)
     app.cleanup_ctx.append(_http_ctx)
     app.on_response_prepare.append(stamp_request_id)
 
@@ -93,6 +101,7 @@ def create_app(settings: Settings) -> web.Application:
     for module in API_MODULES:
         module.add_routes(router)
     router.add_route("*", "/v1/{tail:.*}", proxy_handler, name="proxy")
+    router.add_route("*", "/openai/deployments/{tail:.*}", proxy_handler, name=AZURE_ROUTE)
     provider_names = "|".join(re.escape(name) for name in sorted(app[PROVIDERS].by_name))
     router.add_route("*", "/{provider:" + provider_names + "}/{tail:.*}", proxy_handler, name="proxy-provider")
     return app

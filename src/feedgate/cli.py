@@ -18,6 +18,7 @@ from feedgate.config import ConfigError, Settings, dotted_overrides, load_settin
 
 log = logging.getLogger("feedgate")
 EXIT_CONFIG = 2
+EXIT_UNREACHABLE = 3  # the database (or Redis) could not be reached at start
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -30,7 +31,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 Command = Callable[[argparse.Namespace, Settings], int]
 # Modules that add subcommands: each has ``add_commands(subparsers, common)`` and sets ``run=`` defaults.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("feedgate.commands.prices", "feedgate.commands.pending")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,6 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         importlib.import_module(name).add_commands(commands, _common)
     return parser
+
+
+class _LineFormatter(logging.Formatter):
+    """Passes through lines that arrive already formatted (the access log's batches)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if getattr(record, "raw_lines", False):
+            return record.getMessage()
+        return super().format(record)
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -74,6 +84,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from feedgate.app import create_app
     from feedgate.middleware import AccessLogger
+    from feedgate.shared_state import SharedStateUnreachable
+    from feedgate.store.base import StoreUnreachable
 
     host, port = settings.server.host, settings.server.port
     if not settings.auth.keys:
@@ -90,17 +102,22 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         )
     app = create_app(settings)
     loop = _new_loop()
-    web.run_app(
-        app,
-        host=host,
-        port=port,
-        shutdown_timeout=settings.server.shutdown_grace_s,
-        access_log=logging.getLogger("feedgate.access") if settings.server.access_log else None,
-        access_log_class=AccessLogger,
-        print=lambda message: log.info("feedgate %s", message.strip("= \n").lower()),
-        loop=loop,
-        backlog=1024,
-    )
+    try:
+        web.run_app(
+            app,
+            host=host,
+            port=port,
+            shutdown_timeout=settings.server.shutdown_grace_s,
+            access_log=logging.getLogger("feedgate.access") if settings.server.access_log else None,
+            access_log_class=AccessLogger,
+            print=lambda message: log.info("feedgate %s", message.strip("= \n").lower()),
+            loop=loop,
+            backlog=1024,
+        )
+    except (StoreUnreachable, SharedStateUnreachable) as exc:
+        # An operator problem, not a bug: one line saying what to fix, and a status a supervisor can act on.
+        print(f"feedgate: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
     return 0
 
 
@@ -124,8 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"feedgate: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S"))
+    logging.basicConfig(level=settings.log_level.upper(), handlers=[handler])
     run: Command = args.run
     return run(args, settings)

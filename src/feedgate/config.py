@@ -12,12 +12,14 @@ in its ``env`` extra (``auth.keys`` is ``FEEDGATE_API_KEYS``): those names are p
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 ENV_PREFIX = "FEEDGATE_"
 SECRET_REF_PREFIX = "os.environ/"
@@ -117,6 +119,98 @@ class RedisSettings(_Section):
     url: str | None = Field(None, description="redis://HOST:PORT/DB for limits and cache shared by instances.")
 
 
+def origin_of(url: str) -> str | None:
+    """``scheme://host[:port]`` of an http(s) URL, lower-cased, default port dropped; None if not one."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    default = 443 if parts.scheme == "https" else 80
+    return f"{parts.scheme}://{host}" + (f":{port}" if port is not None and port != default else "")
+
+
+class ProxySettings(_Section):
+    allowed_target_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins (scheme://host[:port]) that Helicone-Target-Url, Helicone-OpenAI-Api-Base and "
+        "Helicone-Fallbacks may send a request to. Any other target is refused with 400.",
+    )
+    cache_lookup_timeout_s: float = Field(
+        2.0, gt=0, description="Longest wait for a Helicone-Cache lookup; slower lookups count as a MISS."
+    )
+
+    @field_validator("allowed_target_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        out = []
+        for item in value:
+            origin = origin_of(item)
+            if origin is None:
+                raise ValueError(f"{item!r} is not an http(s) origin such as https://api.groq.com")
+            out.append(origin)
+        return out
+
+
+ProviderKind = Literal["openai", "anthropic", "azure", "openai-compatible"]
+BUILTIN_PROVIDERS = ("openai", "anthropic")
+# Names a provider cannot take: their first path segment already means something else.
+RESERVED_PROVIDER_NAMES = frozenset({"v1", "custom", "healthz", "readyz"})
+_PROVIDER_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+
+
+class ProviderSettings(_Section):
+    name: str = Field(..., description="Route prefix: /<name>/... goes to this provider.")
+    kind: ProviderKind = Field(
+        ..., description="Wire format and key header: openai, anthropic, azure or openai-compatible."
+    )
+    base_url: str | None = Field(
+        None,
+        description="Upstream URL the incoming path is appended to. Optional only for the built-in openai and "
+        "anthropic providers, which then keep openai.base_url / anthropic.base_url.",
+    )
+    api_key: SecretStr | None = Field(
+        None,
+        description="Provider key feedgate sends (write os.environ/NAME). When set, clients authenticate to "
+        "feedgate with a feedgate key instead of a provider key.",
+    )
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra headers sent with every call.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _builtin_kind(cls, data: Any) -> Any:
+        # The built-in names imply their kind, so `{name: openai, api_key: ...}` is enough to add a key.
+        if isinstance(data, dict) and "kind" not in data and data.get("name") in BUILTIN_PROVIDERS:
+            return {**data, "kind": data["name"]}
+        return data
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _PROVIDER_NAME.fullmatch(value):
+            raise ValueError("must be 1-63 characters of a-z 0-9 _ - (it becomes the URL prefix /<name>/)")
+        if value in RESERVED_PROVIDER_NAMES:
+            raise ValueError(f"{value!r} is reserved; reserved names: {', '.join(sorted(RESERVED_PROVIDER_NAMES))}")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and origin_of(value) is None:
+            raise ValueError("must be an http:// or https:// URL")
+        return None if value is None else value.rstrip("/")
+
+
+class ModelPrice(_Section):
+    input: float = Field(..., ge=0, description="USD per 1M uncached input tokens.")
+    output: float = Field(..., ge=0, description="USD per 1M output tokens.")
+    cache_read: float | None = Field(None, ge=0, description="USD per 1M cache-read tokens (null: input price).")
+    cache_write: float | None = Field(None, ge=0, description="USD per 1M cache-write tokens (null: input price).")
+
+
 class Settings(_Section):
     server: ServerSettings = Field(default_factory=ServerSettings)  # type: ignore[arg-type]
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)  # type: ignore[arg-type]
@@ -125,7 +219,38 @@ class Settings(_Section):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     feedback: FeedbackSettings = Field(default_factory=FeedbackSettings)  # type: ignore[arg-type]
     redis: RedisSettings = Field(default_factory=RedisSettings)  # type: ignore[arg-type]
-    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log verbosity.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Log verbosity.", json_schema_extra={"env": "FEEDGATE_LOG_LEVEL"}
+    )
+    proxy: ProxySettings = Field(default_factory=ProxySettings)  # type: ignore[arg-type]
+    providers: list[ProviderSettings] = Field(
+        default_factory=list,
+        description="Upstreams besides the built-in openai and anthropic; an entry with a built-in name "
+        "replaces that provider's kind, key and headers.",
+    )
+    default_provider: str = Field(
+        "openai",
+        description="The provider /v1/... goes to.",
+        json_schema_extra={"env": "FEEDGATE_DEFAULT_PROVIDER"},
+    )
+    prices: dict[str, ModelPrice] = Field(
+        default_factory=dict, description="Model prices (USD per 1M tokens) that replace or extend the shipped table."
+    )
+
+    @model_validator(mode="after")
+    def _provider_names(self) -> Settings:
+        names = [provider.name for provider in self.providers]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"providers: {name!r} is declared twice")
+        for provider in self.providers:
+            if provider.base_url is None and provider.name not in BUILTIN_PROVIDERS:
+                raise ValueError(f"providers: {provider.name!r} needs a base_url")
+        known = {*BUILTIN_PROVIDERS, *names}
+        if self.default_provider not in known:
+            choices = ", ".join(sorted(known))
+            raise ValueError(f"default_provider {self.default_provider!r} is not a provider: {choices}")
+        return self
 
 
 def env_name(section: str, field: str) -> str:
@@ -164,9 +289,16 @@ def _env_layer(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
                 if _is_list_field(model, field):
                     raw = [part.strip() for part in raw.split(",") if part.strip()]
                 layer.setdefault(section, {})[field] = raw
-    if f"{ENV_PREFIX}LOG_LEVEL" in environ:
-        layer["log_level"] = environ[f"{ENV_PREFIX}LOG_LEVEL"]  # type: ignore[assignment]
+    for name, field_info in Settings.model_fields.items():
+        env = top_level_env(field_info.json_schema_extra)
+        if env is not None and env in environ:
+            layer[name] = environ[env]  # type: ignore[assignment]
     return layer
+
+
+def top_level_env(extra: Any) -> str | None:
+    """The environment variable of a setting outside the sections, if it has one."""
+    return extra["env"] if isinstance(extra, dict) and isinstance(extra.get("env"), str) else None
 
 
 def _is_list_field(model: type[BaseModel], field: str) -> bool:
@@ -213,8 +345,8 @@ def load_settings(
         return Settings.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise ConfigError(f"{where}: {first['msg']}") from None
+        where = ".".join(str(part) for part in first["loc"]) or "config"  # a whole-settings check has no loc
+        raise ConfigError(f"{where}: {str(first['msg']).removeprefix('Value error, ')}") from None
 
 
 def dotted_overrides(pairs: list[str]) -> dict[str, Any]:
@@ -237,6 +369,8 @@ def masked(settings: Settings) -> dict[str, Any]:
     data["database"]["url"] = mask_url(settings.database.url)
     if settings.redis.url:
         data["redis"]["url"] = mask_url(settings.redis.url)
+    for provider, shown in zip(settings.providers, data["providers"], strict=True):
+        shown["api_key"] = "***" if provider.api_key is not None else None
     return data
 
 

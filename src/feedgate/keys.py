@@ -9,6 +9,8 @@ from feedgate.config import Settings
 from feedgate.pricing import PriceTable
 from feedgate.proxy.inflight import Inflight
 from feedgate.proxy.providers import Providers
+from feedgate.proxy.ratelimit import RateLimiter
+from feedgate.proxy.request_id import RequestIds
 from feedgate.store.base import Store
 from feedgate.store.writer import Writer
 
@@ -19,5 +21,8 @@ HTTP = web.AppKey("http", aiohttp.ClientSession)
 INFLIGHT = web.AppKey("inflight", Inflight)
 PRICES = web.AppKey("prices", PriceTable)
 PROVIDERS = web.AppKey("providers", Providers)
+RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
+
+REQUEST_IDS = web.AppKey("request_ids", RequestIds)
 
 REQUEST_ID = web.RequestKey("request_id", str)

@@ -75,7 +75,7 @@ def _parse_price(model: str, raw: Mapping[str, Any]) -> Price:
 class PriceTable:
     """Immutable map of model name -> (provider, Price) with conservative name matching."""
 
-    __slots__ = ("_entries", "_by_length", "_prefixes", "updated", "source")
+    __slots__ = ("_entries", "_resolved", "_by_length", "_prefixes", "updated", "source")
 
     def __init__(
         self,
@@ -86,6 +86,8 @@ class PriceTable:
     ) -> None:
         # key: lower-cased model name -> (provider, model name as written, price)
         self._entries: dict[str, tuple[str, str, Price]] = dict(entries)
+        # Every logged request is priced: remember how each model name resolved (a few hundred names at most).
+        self._resolved: dict[str, tuple[str, Price] | None] = {}
         self._by_length: list[str] = sorted(self._entries, key=lambda k: (-len(k), k))
         # provider prefixes that may be stripped ("openai/gpt-4o"): the shipped file's groups only
         self._prefixes = prefixes
@@ -134,6 +136,14 @@ class PriceTable:
         """Return (matched table name, price), or None when the model is not confidently known."""
         if not model:
             return None
+        if model in self._resolved:
+            return self._resolved[model]
+        found = self._lookup(model)
+        if len(self._resolved) < 4096:
+            self._resolved[model] = found
+        return found
+
+    def _lookup(self, model: str) -> tuple[str, Price] | None:
         key = model.strip().lower()
         hit = self._match(key)
         if hit is None and "/" in key:

@@ -9,6 +9,7 @@ from feedgate.api.rows import helicone_row
 from feedgate.errors import NotFound
 from feedgate.keys import STORE
 from feedgate.proxy.request_id import check_id
+from feedgate.store.feedback_reads import request_annotations
 
 
 async def get_request(request: web.Request) -> web.Response:
@@ -16,4 +17,9 @@ async def get_request(request: web.Request) -> web.Response:
     attempts = await request.app[STORE].request_attempts(request_id)
     if not attempts:
         raise NotFound(f"no request with ID {request_id}")
-    return ok(helicone_row(attempts[-1], attempts=len(attempts)))
+    row = helicone_row(attempts[-1], attempts=len(attempts))
+    notes = await request_annotations(request.app[STORE], request_id)
+    # Properties set after the fact (PUT .../property) override those sent as headers.
+    row["request_properties"] = row["properties"] = {**row["properties"], **notes.pop("properties")}
+    row.update(notes)
+    return ok(row)

@@ -13,10 +13,13 @@ from typing import Any
 import orjson
 
 from feedgate.pricing import PriceTable, openai_uncached
-from feedgate.proxy.assemble import Assembled, assemble_json, assemble_sse, request_facts
+from feedgate.proxy.assemble import Assembled, Usage, assemble_json, assemble_sse, request_facts
 from feedgate.proxy.exchange import Exchange
 from feedgate.proxy.headers import helicone_meta, redacted
 from feedgate.store.base import InsertRequest, utc_text
+
+# Property set on a row whose usage is known but whose model is not in the price table (cost_usd is null).
+COST_FLAG = "feedgate-cost"
 
 
 def decoded_body(raw: bytes, encoding: str | None) -> bytes:
@@ -47,9 +50,8 @@ def _json_text(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
 
-def derive_row(exchange: Exchange, prices: PriceTable) -> InsertRequest:
-    meta = helicone_meta(exchange.request_headers)
-    facts = request_facts(exchange.request_body)
+def response_facts(exchange: Exchange) -> tuple[bytes, Assembled]:
+    """The answer's plain bytes and what assembling them found."""
     response_headers = exchange.response_headers or {}
     response_body = decoded_body(b"".join(exchange.response_chunks), response_headers.get("Content-Encoding"))
     assembled = (
@@ -59,22 +61,47 @@ def derive_row(exchange: Exchange, prices: PriceTable) -> InsertRequest:
         if response_body
         else Assembled()
     )
+    return response_body, assembled
+
+
+def usage_cost(provider_kind: str, model: str | None, usage: Usage, prices: PriceTable) -> float | None:
+    uncached = usage.input_tokens
+    if provider_kind == "openai":  # OpenAI's prompt_tokens include the cached ones; the table prices them apart
+        uncached = openai_uncached(usage.input_tokens, usage.cache_read_tokens)
+    read, write = usage.cache_read_tokens, usage.cache_write_tokens
+    return prices.cost_usd(model, uncached, usage.output_tokens, read, write)
+
+
+def exchange_cost(exchange: Exchange, prices: PriceTable) -> float | None:
+    """What an exchange cost, priced exactly as its log row will be (None: unknown model or usage)."""
+    if exchange.status is None or exchange.status >= 400:
+        return None
+    if exchange.cache_reference_id is not None:
+        return 0.0
+    _, assembled = response_facts(exchange)
+    override = helicone_meta(exchange.request_headers).model_override
+    model = override or assembled.model or request_facts(exchange.request_body).model
+    return usage_cost(exchange.provider_kind, model, assembled.usage, prices)
+
+
+def derive_row(exchange: Exchange, prices: PriceTable) -> InsertRequest:
+    meta = helicone_meta(exchange.request_headers)
+    facts = request_facts(exchange.request_body)
+    response_headers = exchange.response_headers or {}
+    response_body, assembled = response_facts(exchange)
     usage = assembled.usage
     model = assembled.model or facts.model
     priced_model = meta.model_override or model
-    uncached_input = (
-        openai_uncached(usage.input_tokens, usage.cache_read_tokens)
-        if exchange.provider_kind == "openai"
-        else usage.input_tokens
-    )
-    cost = (
-        prices.cost_usd(
-            priced_model, uncached_input, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens
-        )
-        if exchange.status is not None and exchange.status < 400
-        else None
-    )
     properties = {**meta.properties, **exchange.extra_properties}
+    cost = None
+    if exchange.status is not None and exchange.status < 400:
+        if exchange.cache_reference_id is not None:
+            cost = 0.0  # a cache hit called no provider
+        else:
+            cost = usage_cost(exchange.provider_kind, priced_model, usage, prices)
+            if cost is None and (usage.input_tokens is not None or usage.output_tokens is not None):
+                # Usage is known but the model has no price: never a guess, but say why the cost is missing.
+                properties[COST_FLAG] = "unknown_model"
     signals: tuple[str, ...] = ()
     if exchange.error_type == "client_disconnected" and exchange.is_stream:
         signals = ("abandoned",)

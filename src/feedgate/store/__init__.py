@@ -20,5 +20,6 @@ def make_store(settings: Settings) -> Store:
             regenerate_window_s=settings.feedback.regenerate_window_s,
             pool_min=settings.database.pool_min,
             pool_max=settings.database.pool_max,
+            connect_wait_s=settings.database.connect_wait_s,
         )
     raise ValueError(f"database.url must start with sqlite:/// or postgresql://, not {url.split(':', 1)[0]}:")

@@ -9,6 +9,7 @@ single writer task (``store/writer.py``), which applies a batch of them in one t
 from __future__ import annotations
 
 from collections.abc import Sequence
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -58,9 +59,16 @@ REQUEST_COLUMNS: tuple[str, ...] = (
 def utc_text(moment: datetime | float | None = None) -> str:
     """The one textual form of a UTC time both stores use, so they compare and sort alike."""
     if moment is None:
-        moment = datetime.now(UTC)
-    elif isinstance(moment, float | int):
-        moment = datetime.fromtimestamp(moment, UTC)
+        moment = time.time()
+    if isinstance(moment, float | int):
+        # Called for every logged row: formatting the fields directly is several times faster than strftime.
+        whole = int(moment)
+        micros = min(int((moment - whole) * 1_000_000 + 0.5), 999_999)
+        t = time.gmtime(whole)
+        return (
+            f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
+            f".{micros:06d}Z"
+        )
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -107,7 +115,49 @@ class PutProperty:
     datetime_utc: str = field(default_factory=utc_text)
 
 
-WriteOp = InsertRequest | PutFeedback | PutScores | PutProperty
+@dataclass(slots=True)
+class PutCacheEntry:
+    """One answer kept for ``Helicone-Cache-Enabled``: slot ``slot`` of the bucket under ``key``.
+
+    ``body`` is the upstream's bytes (SSE bytes for a stream); ``headers_json`` a JSON list of
+    ``[name, value]`` pairs to replay. Applying it also deletes entries expired by ``created_utc``.
+    """
+
+    key: str
+    slot: int
+    request_id: str
+    status: int
+    headers_json: str
+    body: bytes
+    is_stream: bool
+    created_utc: str
+    expires_utc: str
+
+
+@dataclass(frozen=True, slots=True)
+class CacheEntry:
+    """A cached answer as ``Store.cache_entries`` reads it back."""
+
+    slot: int
+    request_id: str
+    status: int
+    headers_json: str
+    body: bytes
+    is_stream: bool
+
+
+@dataclass(slots=True)
+class DropPending:
+    """Forget feedback, scores and properties noted for these IDs, unless their request has since landed."""
+
+    request_ids: list[str]
+
+
+WriteOp = InsertRequest | PutFeedback | PutScores | PutProperty | PutCacheEntry | DropPending
+
+
+class StoreUnreachable(Exception):
+    """The store could not be opened at start (database down, wrong address, refused login)."""
 
 
 class Store(Protocol):
@@ -133,3 +183,9 @@ class Store(Protocol):
         """Which of these IDs have at least one logged attempt."""
 
     async def count_requests(self) -> int: ...
+
+    async def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """A read-only query written with ``?`` placeholders; each store adapts them to its driver."""
+
+    async def cache_entries(self, key: str, now_utc: str) -> list[CacheEntry]:
+        """The unexpired cached answers under ``key`` (``expires_utc > now_utc``), by slot."""

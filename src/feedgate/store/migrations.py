@@ -7,6 +7,9 @@ add a new one.
 Column vocabulary: ``datetime_utc`` (ISO 8601 UTC text, ``YYYY-MM-DDTHH:MM:SS.ffffffZ``, in both dialects so
 that the two stores sort, compare and bucket times the same way),
 ``duration_ms``, ``input_tokens``/``output_tokens``, ``*_json`` for JSON text, bodies as bytes as sent.
+Indexes on columns most traffic leaves empty (user, session) are partial: every index costs each logged
+row an insert, and the log is written on the proxy's own CPU.
+
 Feedback rows carry no foreign key on purpose: a rating may arrive before its request row is written
 (or from another gateway instance), and it links by ``request_id`` whenever that row lands.
 """
@@ -82,9 +85,10 @@ CREATE TABLE requests (
 CREATE INDEX requests_request_id ON requests (request_id, attempt);
 CREATE INDEX requests_datetime_utc ON requests (datetime_utc);
 CREATE INDEX requests_model ON requests (model, datetime_utc);
-CREATE INDEX requests_user_id ON requests (user_id, datetime_utc);
-CREATE INDEX requests_session_id ON requests (session_id);
-CREATE INDEX requests_messages_fingerprint ON requests (messages_fingerprint);
+CREATE INDEX requests_user_id ON requests (user_id, datetime_utc) WHERE user_id IS NOT NULL;
+CREATE INDEX requests_session_id ON requests (session_id) WHERE session_id IS NOT NULL;
+CREATE INDEX requests_messages_fingerprint ON requests (messages_fingerprint)
+    WHERE user_id IS NOT NULL OR session_id IS NOT NULL;
 """,
     postgres=f"""
 CREATE TABLE requests (
@@ -94,9 +98,10 @@ CREATE TABLE requests (
 CREATE INDEX requests_request_id ON requests (request_id, attempt);
 CREATE INDEX requests_datetime_utc ON requests (datetime_utc);
 CREATE INDEX requests_model ON requests (model, datetime_utc);
-CREATE INDEX requests_user_id ON requests (user_id, datetime_utc);
-CREATE INDEX requests_session_id ON requests (session_id);
-CREATE INDEX requests_messages_fingerprint ON requests (messages_fingerprint);
+CREATE INDEX requests_user_id ON requests (user_id, datetime_utc) WHERE user_id IS NOT NULL;
+CREATE INDEX requests_session_id ON requests (session_id) WHERE session_id IS NOT NULL;
+CREATE INDEX requests_messages_fingerprint ON requests (messages_fingerprint)
+    WHERE user_id IS NOT NULL OR session_id IS NOT NULL;
 """,
 )
 
@@ -148,6 +153,75 @@ migration(
     sqlite=_FEEDBACK.format(pk="INTEGER PRIMARY KEY", real="REAL"),
     postgres=_FEEDBACK.format(pk="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", real="DOUBLE PRECISION"),
 )
+
+# Datasets (Helicone's helicone-dataset API and feedgate's filter snapshots), regression alerts already sent,
+# and the indexes the analysis queries need (store/analytics.py): covering indexes let stats by model scan
+# an index instead of the wide rows, and (group, duration_ms) indexes let percentiles walk to a rank.
+# Three indexes of m001 are replaced by wider ones that serve the same lookups; (messages_fingerprint,
+# datetime_utc) also keeps the writer's same-conversation lookup fast when a question is asked often.
+_ANALYSIS = """
+CREATE TABLE datasets (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    filter_json TEXT,
+    meta_json TEXT,
+    created_utc TEXT NOT NULL,
+    deleted_utc TEXT
+);
+CREATE TABLE dataset_items (
+    id {pk},
+    dataset_id TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    created_utc TEXT NOT NULL,
+    UNIQUE (dataset_id, request_id)
+);
+CREATE TABLE regression_alerts (
+    fingerprint TEXT PRIMARY KEY,
+    dimension TEXT NOT NULL,
+    key TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    payload_json TEXT NOT NULL,
+    notified_utc TEXT NOT NULL
+);
+DROP INDEX requests_model;
+CREATE INDEX requests_model_stats ON requests (model, datetime_utc, cost_usd, duration_ms);
+CREATE INDEX requests_model_duration ON requests (model, duration_ms, datetime_utc);
+CREATE INDEX requests_duration ON requests (duration_ms, datetime_utc);
+DROP INDEX requests_request_id;
+CREATE INDEX requests_request_id_model ON requests (request_id, attempt, datetime_utc, model);
+CREATE INDEX requests_retried ON requests (request_id, attempt) WHERE attempt > 1;
+DROP INDEX requests_messages_fingerprint;
+CREATE INDEX requests_messages_fingerprint_time ON requests (messages_fingerprint, datetime_utc);
+CREATE INDEX feedback_events_implicit ON feedback_events (kind, target_type, target_id, signal, rating);
+CREATE INDEX feedback_rating ON feedback (target_type, target_id, rating);
+"""
+
+migration(
+    "m003_datasets",
+    sqlite=_ANALYSIS.format(pk="INTEGER PRIMARY KEY"),
+    postgres=_ANALYSIS.format(pk="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),
+)
+
+# The response cache (Helicone-Cache-Enabled): up to Helicone-Cache-Bucket-Max-Size answers per key, each in
+# its own slot. Rows expire by time; the writer deletes expired rows whenever it stores a new one.
+_CACHE = """
+CREATE TABLE cache_entries (
+    key TEXT NOT NULL,
+    slot INTEGER NOT NULL,
+    request_id TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    headers_json TEXT NOT NULL,
+    body {blob} NOT NULL,
+    is_stream INTEGER NOT NULL DEFAULT 0,
+    created_utc TEXT NOT NULL,
+    expires_utc TEXT NOT NULL,
+    PRIMARY KEY (key, slot)
+);
+CREATE INDEX cache_entries_expires_utc ON cache_entries (expires_utc);
+"""
+
+migration("m004_cache", sqlite=_CACHE.format(blob="BLOB"), postgres=_CACHE.format(blob="BYTEA"))
 
 
 def statements(sql: str) -> list[str]:

@@ -7,7 +7,7 @@ reads never queue behind a large batch and WAL lets them see the last committed 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,14 +16,27 @@ import aiosqlite
 
 from feedgate.store.base import (
     REQUEST_COLUMNS,
+    CacheEntry,
+    DropPending,
     InsertRequest,
+    PutCacheEntry,
     PutFeedback,
     PutProperty,
     PutScores,
     WriteOp,
     utc_text,
 )
+from feedgate.store.cache_sql import (
+    DELETE_EXPIRED_CACHE,
+    SELECT_CACHE_ENTRIES,
+    UPSERT_CACHE_ENTRY,
+    cache_entry,
+    cache_entry_params,
+)
 from feedgate.store.migrations import MIGRATIONS, statements
+from feedgate.store.pending_sql import drop_pending_statements
+from feedgate.store.sql import SQLITE
+from feedgate.store.sqlite_reads import SqliteReaders
 
 _INSERT_REQUEST = (
     f"INSERT INTO requests (attempt, {', '.join(REQUEST_COLUMNS)}) "
@@ -34,6 +47,7 @@ _PREVIOUS_SAME_CONVERSATION = """
 SELECT request_id FROM requests
 WHERE messages_fingerprint = ? AND request_id <> ? AND datetime_utc >= ? AND datetime_utc <= ?
   AND ((? IS NOT NULL AND session_id = ?) OR (? IS NOT NULL AND user_id = ?))
+  AND (user_id IS NOT NULL OR session_id IS NOT NULL)
 ORDER BY id DESC LIMIT 1
 """
 _INSERT_EVENT = (
@@ -56,6 +70,7 @@ class SqliteStore:
         self.regenerate_window = timedelta(seconds=regenerate_window_s)
         self._write: aiosqlite.Connection | None = None
         self._read: aiosqlite.Connection | None = None
+        self._readers = SqliteReaders(self.path)
 
     async def open(self) -> None:
         if self.path != ":memory:":
@@ -95,6 +110,7 @@ class SqliteStore:
             await conn.execute("COMMIT")
 
     async def close(self) -> None:
+        await self._readers.close()
         for conn in (self._read, self._write):
             if conn is not None:
                 await conn.close()
@@ -141,6 +157,12 @@ class SqliteStore:
                         "value = excluded.value, datetime_utc = excluded.datetime_utc",
                         (op.request_id, op.key, op.value, op.datetime_utc),
                     )
+                elif isinstance(op, PutCacheEntry):
+                    await conn.execute(DELETE_EXPIRED_CACHE, (op.created_utc,))
+                    await conn.execute(UPSERT_CACHE_ENTRY, cache_entry_params(op))
+                elif isinstance(op, DropPending) and op.request_ids:
+                    for statement in drop_pending_statements(len(op.request_ids)):
+                        await conn.execute(statement, op.request_ids)
         except BaseException:
             await conn.execute("ROLLBACK")
             raise
@@ -224,6 +246,19 @@ class SqliteStore:
     async def count_requests(self) -> int:
         rows = list(await self.reader.execute_fetchall("SELECT COUNT(*) FROM requests"))
         return int(rows[0][0])
+
+    async def cache_entries(self, key: str, now_utc: str) -> list[CacheEntry]:
+        rows = await self.reader.execute_fetchall(SELECT_CACHE_ENTRIES, (key, now_utc))
+        return [cache_entry(row) for row in rows]
+
+    # Analysis reads (store/analytics.py, store/exports.py) run on extra connections: see sqlite_reads.py.
+    dialect = SQLITE
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return await self._readers.fetch(sql, params)
+
+    def stream(self, sql: str, params: Sequence[Any] = (), batch: int = 500) -> AsyncIterator[list[dict[str, Any]]]:
+        return self._readers.stream(sql, params, batch)
 
     async def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Run a read-only query on the reader connection (for the API modules in ``store/``)."""

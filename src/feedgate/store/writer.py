@@ -26,7 +26,7 @@ log = logging.getLogger("feedgate.writer")
 
 @dataclass(slots=True)
 class _Submitted:
-    op: WriteOp
+    op: WriteOp | list[WriteOp]
     done: asyncio.Future[None]
 
 
@@ -95,8 +95,23 @@ class Writer:
         self.queued_ids[request_id] += 1
         return True
 
-    async def submit(self, op: WriteOp, timeout: float = 10.0) -> None:
-        """Queue a write and wait until it is committed (or raise TimeoutError / the store's error)."""
+    def put(self, op: WriteOp) -> bool:
+        """Queue a write without waiting for it (a cache entry from the proxy). False if the queue is full."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # Nobody awaits this future: retrieve its outcome so a failed write is not reported as unretrieved.
+        done.add_done_callback(lambda future: future.cancelled() or future.exception())
+        try:
+            self.queue.put_nowait(_Submitted(op, done))
+        except asyncio.QueueFull:
+            self.stats.dropped_queue_full += 1
+            return False
+        return True
+
+    async def submit(self, op: WriteOp | list[WriteOp], timeout: float = 10.0) -> None:
+        """Queue a write (or several, committed together) and wait until it is committed.
+
+        Raises TimeoutError when the store does not take it in time, or the store's own error.
+        """
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         await asyncio.wait_for(self.queue.put(_Submitted(op, done)), timeout)
         await asyncio.wait_for(asyncio.shield(done), timeout)
@@ -133,48 +148,42 @@ class Writer:
                 return
 
     async def _write(self, batch: list[Any]) -> None:
-        ops: list[WriteOp] = []
-        waiters: list[asyncio.Future[None]] = []
+        # Each group is applied whole or not at all: one exchange's row, or one submitted set of ops.
+        groups: list[tuple[list[WriteOp], asyncio.Future[None] | None]] = []
         logged_ids: list[str] = []
         for item in batch:
             if isinstance(item, _Submitted):
-                ops.append(item.op)
-                waiters.append(item.done)
+                groups.append((list(item.op) if isinstance(item.op, list) else [item.op], item.done))
                 continue
             logged_ids.append(item.request_id)
             try:
-                ops.append(self.derive(item))
+                groups.append(([self.derive(item)], None))
             except Exception:
                 self.stats.derive_errors += 1
                 log.exception("could not build the log row for request %s", item.request_id)
+        ops = [op for group, _ in groups for op in group]
         delay = 0.05
         while True:
             try:
                 await self.store.apply(ops)
+                self._done(groups, None)
                 break
             except Exception as exc:
                 self.stats.store_errors += 1
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"
                 self.stats.last_error_at = time.time()
-                if len(ops) > 1 and _is_data_error(exc):
-                    await self._write_one_by_one(ops, waiters)
-                    waiters = []
+                if _is_data_error(exc):
+                    # Retrying cannot fix a bad row: isolate it (a batch of one is retried once, then dropped
+                    # and counted) instead of blocking every record queued behind it.
+                    await self._write_groups_apart(groups)
                     break
                 if self._stopping and delay >= self.retry_max_s:
-                    self.stats.dropped_store_error += len(ops)
                     log.error("store failed while stopping, %d records lost: %s", len(ops), exc)
-                    for waiter in waiters:
-                        if not waiter.done():
-                            waiter.set_exception(exc)
-                    waiters = []
+                    self._done(groups, exc)
                     break
                 log.warning("store write failed (%s); retrying in %.2fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.retry_max_s)
-        self.stats.written += sum(1 for op in ops if isinstance(op, InsertRequest))
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
         for request_id in logged_ids:
             left = self.queued_ids[request_id] - 1
             if left > 0:
@@ -182,24 +191,32 @@ class Writer:
             else:
                 del self.queued_ids[request_id]
 
-    async def _write_one_by_one(self, ops: list[WriteOp], waiters: list[asyncio.Future[None]]) -> None:
-        """A batch with one bad row must not sink the good ones: isolate it."""
-        waiter_by_op = dict(zip([op for op in ops if not isinstance(op, InsertRequest)], waiters, strict=False))
-        for op in ops:
-            waiter = waiter_by_op.get(op) if not isinstance(op, InsertRequest) else None
-            try:
-                await self.store.apply([op])
-            except Exception as exc:
-                self.stats.dropped_store_error += 1
-                log.error("dropped one unwritable record: %s", exc)
-                if waiter is not None and not waiter.done():
-                    waiter.set_exception(exc)
-                continue
+    def _done(self, groups: list[tuple[list[WriteOp], asyncio.Future[None] | None]], exc: Exception | None) -> None:
+        for ops, waiter in groups:
+            rows = sum(1 for op in ops if isinstance(op, InsertRequest))
+            if exc is None:
+                self.stats.written += rows
+            else:
+                self.stats.dropped_store_error += rows
             if waiter is not None and not waiter.done():
-                waiter.set_result(None)
+                waiter.set_result(None) if exc is None else waiter.set_exception(exc)
+
+    async def _write_groups_apart(self, groups: list[tuple[list[WriteOp], asyncio.Future[None] | None]]) -> None:
+        """A batch with one bad row must not sink the good ones: apply each group alone to isolate it."""
+        for group in groups:
+            try:
+                await self.store.apply(group[0])
+            except Exception as exc:
+                log.error("dropped an unwritable record: %s", exc)
+                self._done([group], exc)
+                continue
+            self._done([group], None)
 
 
 def _is_data_error(exc: Exception) -> bool:
     """Errors caused by a row's content, as opposed to the store being unreachable or busy."""
     name = type(exc).__name__
-    return name in {"IntegrityError", "DataError", "ProgrammingError"} or "DataError" in type(exc).__mro__[1].__name__
+    if name in {"IntegrityError", "DataError", "ProgrammingError"} or "DataError" in type(exc).__mro__[1].__name__:
+        return True
+    # PostgreSQL (asyncpg) names each error; its SQLSTATE class says what it is: 22 bad data, 23 a constraint.
+    return str(getattr(exc, "sqlstate", None) or "")[:2] in {"22", "23"}

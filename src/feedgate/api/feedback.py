@@ -1,0 +1,180 @@
+"""Helicone's feedback API, and feedgate's additions: read, clear, signals, sessions, batches.
+
+Every write goes through the single writer and is awaited, so a 2xx means it is committed. Feedback never
+needs its request row to exist yet: it is stored by request ID and linked whenever that row lands. The
+status says which it was: 201 for a request feedgate has seen (logged, queued or still streaming), 202
+``pending`` for an ID it has not seen yet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from feedgate.api.feedback_models import (
+    BatchIn,
+    BatchItem,
+    FeedbackIn,
+    LegacyFeedbackIn,
+    PropertyIn,
+    ScoresIn,
+    SessionFeedbackIn,
+    describe,
+    parse,
+    score_types,
+)
+from feedgate.api.results import json_body, ok
+from feedgate.errors import BadRequest, StoreUnavailable
+from feedgate.keys import INFLIGHT, STORE, WRITER
+from feedgate.proxy.request_id import check_id
+from feedgate.store.base import PutFeedback, PutProperty, PutScores, WriteOp
+from feedgate.store.feedback_reads import feedback_state
+
+PENDING = {"status": "pending"}
+
+
+async def known_ids(request: web.Request, request_ids: Sequence[str]) -> set[str]:
+    """The IDs feedgate has seen: in flight, waiting in the writer's queue, or stored."""
+    inflight, queued = request.app[INFLIGHT], request.app[WRITER].queued_ids
+    known = {rid for rid in request_ids if rid in inflight or rid in queued}
+    unknown = [rid for rid in request_ids if rid not in known]
+    if unknown:
+        known |= await request.app[STORE].requests_exist(unknown)
+    return known
+
+
+async def _commit(request: web.Request, ops: WriteOp | list[WriteOp]) -> None:
+    try:
+        await request.app[WRITER].submit(ops)
+    except TimeoutError:
+        raise StoreUnavailable("the store did not take the write in time; nothing was changed") from None
+
+
+async def _answer_for(request: web.Request, request_id: str) -> web.Response:
+    if await known_ids(request, [request_id]):
+        return ok(None, status=201)
+    return ok(PENDING, status=202)
+
+
+def _feedback_op(target_type: str, target_id: str, body: FeedbackIn, source: str = "api") -> PutFeedback:
+    return PutFeedback(
+        target_type=target_type,
+        target_id=target_id,
+        kind=body.kind or "explicit",
+        rating=body.rating,
+        signal=body.signal,
+        comment=body.comment,
+        user_id=body.user_id,
+        metadata_json=body.metadata_json,
+        source=source,
+    )
+
+
+async def post_request_feedback(request: web.Request) -> web.Response:
+    request_id = check_id(request.match_info["request_id"])
+    body = parse(FeedbackIn, await json_body(request))
+    await _commit(request, _feedback_op("request", request_id, body))
+    return await _answer_for(request, request_id)
+
+
+async def delete_request_feedback(request: web.Request) -> web.Response:
+    request_id = check_id(request.match_info["request_id"])
+    await _commit(request, PutFeedback("request", request_id, "explicit", None, source="api"))
+    return ok(None)
+
+
+async def get_request_feedback(request: web.Request) -> web.Response:
+    request_id = check_id(request.match_info["request_id"])
+    state = await feedback_state(request.app[STORE], "request", request_id)
+    state["request_known"] = bool(await known_ids(request, [request_id]))
+    return ok(state)
+
+
+async def post_scores(request: web.Request) -> web.Response:
+    request_id = check_id(request.match_info["request_id"])
+    body = parse(ScoresIn, await json_body(request))
+    await _commit(request, PutScores(request_id, score_types(body.scores)))
+    return await _answer_for(request, request_id)
+
+
+async def put_property(request: web.Request) -> web.Response:
+    request_id = check_id(request.match_info["request_id"])
+    body = parse(PropertyIn, await json_body(request))
+    # Helicone lower-cases property names from headers; do the same so filters find both alike.
+    await _commit(request, PutProperty(request_id, body.key.lower(), body.value))
+    return await _answer_for(request, request_id)
+
+
+async def post_session_feedback(request: web.Request) -> web.Response:
+    session_id = check_id(request.match_info["session_id"], "session ID")
+    body = parse(SessionFeedbackIn, await json_body(request))
+    op = PutFeedback("session", session_id, "explicit", body.rating, comment=body.comment, user_id=body.user_id)
+    await _commit(request, op)
+    return ok(None, status=201)
+
+
+async def get_session_feedback(request: web.Request) -> web.Response:
+    session_id = check_id(request.match_info["session_id"], "session ID")
+    state = await feedback_state(request.app[STORE], "session", session_id)
+    rows = await request.app[STORE].query(
+        "SELECT COUNT(DISTINCT request_id) AS n FROM requests WHERE session_id = ?", (session_id,)
+    )
+    state["requests"] = int(rows[0]["n"]) if rows else 0
+    return ok(state)
+
+
+async def post_legacy_feedback(request: web.Request) -> web.Response:
+    body = parse(LegacyFeedbackIn, await json_body(request))
+    request_id = check_id(body.helicone_id)
+    await _commit(request, PutFeedback("request", request_id, "explicit", body.rating, source="legacy"))
+    return web.json_response({"message": "Feedback added successfully.", "helicone_id": request_id})
+
+
+async def post_batch(request: web.Request) -> web.Response:
+    body = parse(BatchIn, await json_body(request))
+    results: list[dict[str, str]] = []
+    ops: list[WriteOp] = []
+    valid: list[tuple[int, str]] = []
+    for raw in body.items:
+        request_id = raw.get("requestId") if isinstance(raw, dict) else None
+        try:
+            item = BatchItem.model_validate(raw)
+            check_id(item.request_id)
+        except ValidationError as exc:
+            results.append(_invalid(request_id, describe(exc)))
+            continue
+        except BadRequest as exc:
+            results.append(_invalid(request_id, str(exc)))
+            continue
+        feedback = item.feedback()
+        if feedback is not None:
+            ops.append(_feedback_op("request", item.request_id, feedback))
+        if item.scores:
+            ops.append(PutScores(item.request_id, score_types(item.scores)))
+        valid.append((len(results), item.request_id))
+        results.append({"requestId": item.request_id, "status": "stored"})
+    if ops:
+        await _commit(request, ops)
+        known = await known_ids(request, [rid for _, rid in valid])
+        for index, request_id in valid:
+            if request_id not in known:
+                results[index]["status"] = "pending"
+    return ok({"results": results})
+
+
+def _invalid(request_id: object, error: str) -> dict[str, str]:
+    return {"requestId": request_id if isinstance(request_id, str) else "", "status": "invalid", "error": error}
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    router.add_post("/v1/request/{request_id}/feedback", post_request_feedback)
+    router.add_get("/v1/request/{request_id}/feedback", get_request_feedback)
+    router.add_delete("/v1/request/{request_id}/feedback", delete_request_feedback)
+    router.add_post("/v1/request/{request_id}/score", post_scores)
+    router.add_put("/v1/request/{request_id}/property", put_property)
+    router.add_post("/v1/session/{session_id}/feedback", post_session_feedback)
+    router.add_get("/v1/session/{session_id}/feedback", get_session_feedback)
+    router.add_post("/v1/feedback/batch", post_batch)
+    router.add_post("/v1/feedback", post_legacy_feedback)

@@ -1,0 +1,161 @@
+"""Helicone's manual (async) logging, for apps that call a provider themselves and only report to feedgate.
+
+``POST /custom/v1/log``, ``/oai/v1/log`` and ``/anthropic/v1/log`` take Helicone's body::
+
+    {"providerRequest": {"url": str, "json": {...}, "meta": {str: str}},
+     "providerResponse": {"json": {...}, "textBody"?: str, "status": int, "headers": {str: str}},
+     "timing"?: {"startTime": {"seconds", "milliseconds"}, "endTime": {...}, "timeToFirstToken"?: ms}}
+
+Helicone headers (``Helicone-Request-Id``, ``-User-Id``, ``-Property-*``, ...) may be HTTP headers of the log
+call or sit in ``meta``; the HTTP headers win. The report becomes an ``Exchange`` like a proxied call and goes
+through the same writer and ``derive_row``, so feedback, stats and exports treat both alike. The answer is 200
+with a ``Helicone-Id`` header; an invalid body gets 400 naming the field at fault.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+from aiohttp import web
+from multidict import CIMultiDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from feedgate.api.results import json_body, ok
+from feedgate.config import origin_of
+from feedgate.errors import BadRequest, StoreUnavailable
+from feedgate.keys import REQUEST_ID, REQUEST_IDS, WRITER
+from feedgate.proxy.exchange import Exchange
+from feedgate.proxy.request_id import choose_request_id
+
+# route -> (provider name logged, wire format of the bodies)
+LOG_ROUTES = {
+    "/custom/v1/log": ("custom", "openai"),
+    "/oai/v1/log": ("openai", "openai"),
+    "/anthropic/v1/log": ("anthropic", "anthropic"),
+}
+
+
+class _Model(BaseModel):
+    # Unknown fields are ignored, as Helicone does: its own helpers send extras (_type, toolName, note).
+    model_config = ConfigDict(extra="ignore")
+
+
+class _Moment(_Model):
+    seconds: float = Field(..., ge=0, strict=True)
+    milliseconds: float = Field(0, ge=0, strict=True)
+
+    @property
+    def epoch(self) -> float:
+        return self.seconds + self.milliseconds / 1000.0
+
+
+class _Timing(_Model):
+    startTime: _Moment  # noqa: N815 - Helicone's field names
+    endTime: _Moment  # noqa: N815
+    timeToFirstToken: float | None = Field(None, ge=0)  # noqa: N815
+
+    @model_validator(mode="after")
+    def _ordered(self) -> _Timing:
+        if self.startTime.epoch > self.endTime.epoch:
+            raise ValueError("startTime must not be after endTime")
+        return self
+
+
+class _ProviderRequest(_Model):
+    url: str = Field(..., strict=True)
+    body: Any = Field(..., alias="json")
+    meta: dict[str, str | int | float | bool | None]
+
+
+class _ProviderResponse(_Model):
+    body: Any = Field(..., alias="json")
+    textBody: str | None = Field(None, strict=True)  # noqa: N815
+    status: int = Field(..., strict=True, ge=-1000, le=999)
+    headers: dict[str, str | int | float | bool | None]
+
+
+class LogBody(_Model):
+    providerRequest: _ProviderRequest  # noqa: N815
+    providerResponse: _ProviderResponse  # noqa: N815
+    timing: _Timing | None = None
+
+
+def parse_log_body(data: Any) -> LogBody:
+    try:
+        return LogBody.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "body"  # errors name fields by their alias
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise BadRequest(f"invalid log body: {where}: {message}", code="invalid_log_body") from None
+
+
+def _text(value: str | int | float | bool | None) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
+def _response_bytes(body: LogBody, is_stream: bool) -> bytes:
+    response = body.providerResponse
+    if response.textBody is not None:
+        return response.textBody.encode()
+    data = response.body
+    if is_stream and isinstance(data, dict) and isinstance(data.get("streamed_data"), list):
+        # Helicone's stream form: the events as a list; keep them as the SSE they were.
+        return b"".join(b"data: " + orjson.dumps(event) + b"\n\n" for event in data["streamed_data"])
+    return orjson.dumps(data)
+
+
+def build_exchange(request: web.Request, body: LogBody, provider: str, kind: str) -> Exchange:
+    headers: CIMultiDict[str] = CIMultiDict()
+    for name, value in body.providerRequest.meta.items():
+        headers[name] = _text(value)
+    for name, value in request.headers.items():
+        if name.lower().startswith("helicone-"):
+            headers[name] = value  # the HTTP header wins over meta, as in Helicone
+    request_id = choose_request_id(headers.get("Helicone-Request-Id"), request.app[REQUEST_IDS])
+    url = body.providerRequest.url
+    origin = origin_of(url)
+    parts = urlsplit(url) if origin is not None else None
+    request_json = body.providerRequest.body
+    is_stream = isinstance(request_json, dict) and request_json.get("stream") is True
+    timing = body.timing
+    exchange = Exchange(
+        request_id=request_id,
+        started_at=timing.startTime.epoch if timing is not None else time.time(),
+        provider=provider,
+        provider_kind=kind,
+        method="POST",
+        path=(parts.path or "/") if parts is not None else (url or "/"),
+        query=parts.query if parts is not None else "",
+        target_url=origin if origin is not None else url,
+        request_headers=headers,
+        request_body=orjson.dumps(request_json),
+        status=body.providerResponse.status,
+        response_headers={name: _text(value) for name, value in body.providerResponse.headers.items()},
+        is_stream=is_stream,
+    )
+    exchange.response_chunks.append(_response_bytes(body, is_stream))
+    if timing is not None:
+        exchange.duration_ms = (timing.endTime.epoch - timing.startTime.epoch) * 1000.0
+        exchange.ttft_ms = timing.timeToFirstToken
+    return exchange
+
+
+async def log_handler(request: web.Request) -> web.Response:
+    provider, kind = LOG_ROUTES[request.path]
+    body = parse_log_body(await json_body(request))
+    exchange = build_exchange(request, body, provider, kind)
+    request[REQUEST_ID] = exchange.request_id  # the Helicone-Id header of this answer
+    if not request.app[WRITER].log(exchange, exchange.request_id):
+        raise StoreUnavailable("the log queue is full; send the report again later", code="log_queue_full")
+    return ok({"request_id": exchange.request_id})
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    for path in LOG_ROUTES:
+        router.add_post(path, log_handler)

@@ -1,0 +1,361 @@
+"""The shared store for several gateway instances: PostgreSQL through asyncpg.
+
+Same schema, same semantics as ``SqliteStore`` (the contract tests run both): timestamps are ISO text,
+bodies are bytes, attempts are numbered per request ID. Differences are only in how the work is done:
+
+* Two pools: one connection for the writer (only ``apply`` uses it, one transaction per batch) and a read
+  pool of ``pool_min``..``pool_max`` connections, so reads never queue behind a large batch and a batch never
+  waits for a free reader. Pools reconnect by themselves when the database comes back.
+* A batch of logged requests is one ``INSERT ... SELECT FROM unnest(...)`` statement: one round trip for the
+  whole batch, however many rows it holds. Attempt numbers are computed in that statement; a transaction
+  advisory lock keeps two instances from numbering the same request ID at the same time.
+* Migrations run under a session advisory lock, so instances starting together apply each step once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeAlias
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import asyncpg
+
+from feedgate.config import mask_url
+from feedgate.store.base import (
+    REQUEST_COLUMNS,
+    CacheEntry,
+    DropPending,
+    InsertRequest,
+    PutCacheEntry,
+    PutFeedback,
+    PutProperty,
+    PutScores,
+    StoreUnreachable,
+    WriteOp,
+    utc_text,
+)
+from feedgate.store.cache_sql import (
+    DELETE_EXPIRED_CACHE,
+    SELECT_CACHE_ENTRIES,
+    UPSERT_CACHE_ENTRY,
+    cache_entry,
+    cache_entry_params,
+)
+from feedgate.store.dialect import (
+    DELETE_FEEDBACK,
+    INSERT_EVENT,
+    UPSERT_FEEDBACK,
+    UPSERT_PROPERTY,
+    UPSERT_SCORE,
+    dollar_params,
+    plain_value,
+)
+from feedgate.store.migrations import MIGRATIONS, statements
+from feedgate.store.pending_sql import drop_pending_statements
+
+log = logging.getLogger("feedgate.store")
+if TYPE_CHECKING:  # asyncpg's classes are generic only in its stubs
+    Connection: TypeAlias = asyncpg.Connection[asyncpg.Record] | asyncpg.pool.PoolConnectionProxy[asyncpg.Record]
+
+_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+_COL = {name: index for index, name in enumerate(REQUEST_COLUMNS)}
+# Errors that mean "not reachable yet": worth waiting for when database.connect_wait_s allows it. A wrong
+# password or a missing database is not on this list: waiting would not fix it.
+_TRANSIENT = (OSError, TimeoutError, asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError)
+# Same-conversation lookup for a whole batch at once (SqliteStore runs it row by row): for each new row,
+# the latest earlier answer to the same messages from the same session or user inside the window.
+_PREVIOUS_SAME_CONVERSATION = """
+SELECT u.ord, p.request_id
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+     WITH ORDINALITY AS u(fp, rid, since, upto, sid, uid, ord)
+CROSS JOIN LATERAL (
+    SELECT r.request_id FROM requests r
+    WHERE r.messages_fingerprint = u.fp AND r.request_id <> u.rid
+      AND r.datetime_utc >= u.since AND r.datetime_utc <= u.upto
+      AND ((u.sid IS NOT NULL AND r.session_id = u.sid) OR (u.uid IS NOT NULL AND r.user_id = u.uid))
+    ORDER BY r.id DESC LIMIT 1
+) p
+ORDER BY u.ord
+"""
+
+
+def split_schema(url: str) -> tuple[str, str | None]:
+    """Take feedgate's own ``?schema=NAME`` out of a PostgreSQL URL (asyncpg would send it to the server)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schema = next((value for key, value in query if key == "schema"), None)
+    rest = urlencode([(key, value) for key, value in query if key != "schema"])
+    return urlunsplit(parts._replace(query=rest)), schema or None
+
+
+class PostgresStore:
+    def __init__(
+        self,
+        url: str,
+        *,
+        regenerate_window_s: float = 600.0,
+        pool_min: int = 1,
+        pool_max: int = 10,
+        connect_wait_s: float = 0.0,
+        schema: str | None = None,
+    ) -> None:
+        self.dsn, url_schema = split_schema(url)
+        self.schema = schema or url_schema
+        if self.schema is not None and not _SCHEMA_NAME.fullmatch(self.schema):
+            raise ValueError(f"schema must be a plain SQL name ({_SCHEMA_NAME.pattern}), not {self.schema!r}")
+        self.regenerate_window = timedelta(seconds=regenerate_window_s)
+        self.pool_min, self.pool_max = pool_min, max(pool_min, pool_max)
+        self.connect_wait_s = connect_wait_s
+        self._read: asyncpg.Pool[asyncpg.Record] | None = None
+        self._write: asyncpg.Pool[asyncpg.Record] | None = None
+        self._insert_requests = ""
+
+    @property
+    def _server_settings(self) -> dict[str, str]:
+        settings = {"application_name": "feedgate"}
+        if self.schema is not None:
+            settings["search_path"] = f'"{self.schema}"'
+        return settings
+
+    async def open(self) -> None:
+        conn = await self._first_connection()
+        try:
+            await self._migrate(conn)
+            self._insert_requests = await _insert_requests_sql(conn)
+        finally:
+            await conn.close()
+        common: dict[str, Any] = {
+            "server_settings": self._server_settings,
+            "timeout": 10.0,
+            # Long enough for the biggest batch; short enough that a half-open connection cannot hang the
+            # writer forever (it retries on a fresh connection instead).
+            "command_timeout": 60.0,
+        }
+        self._write = await asyncpg.create_pool(self.dsn, min_size=1, max_size=1, **common)
+        self._read = await asyncpg.create_pool(self.dsn, min_size=self.pool_min, max_size=self.pool_max, **common)
+
+    async def _first_connection(self) -> asyncpg.Connection[asyncpg.Record]:
+        """Connect once, waiting up to ``connect_wait_s`` for a database that is not up yet."""
+        deadline = time.monotonic() + self.connect_wait_s
+        delay = 0.2
+        while True:
+            try:
+                return await asyncpg.connect(self.dsn, server_settings=self._server_settings, timeout=10.0)
+            except _TRANSIENT as exc:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    waited = f" after waiting {self.connect_wait_s:g}s" if self.connect_wait_s else ""
+                    raise StoreUnreachable(
+                        f"cannot reach the database at {mask_url(self.dsn)}{waited}: {_reason(exc)}"
+                        + ("" if self.connect_wait_s else " (set database.connect_wait_s to wait for it)")
+                    ) from None
+                log.warning("database not reachable yet (%s); retrying for up to %.0fs", _reason(exc), left)
+                await asyncio.sleep(min(delay, left))
+                delay = min(delay * 2, 2.0)
+            except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                raise StoreUnreachable(f"cannot use the database at {mask_url(self.dsn)}: {_reason(exc)}") from None
+
+    async def _migrate(self, conn: asyncpg.Connection[asyncpg.Record]) -> None:
+        # A session lock, held across every step: a second instance starting now waits here, then finds
+        # the steps recorded and skips them.
+        lock_key = f"feedgate.migrate.{self.schema or 'public'}"
+        await conn.execute("SELECT pg_advisory_lock(hashtext($1))", lock_key)
+        try:
+            if self.schema is not None:
+                await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS feedgate_migrations (name TEXT PRIMARY KEY, applied_utc TEXT NOT NULL)"
+            )
+            applied = {row[0] for row in await conn.fetch("SELECT name FROM feedgate_migrations")}
+            for step in MIGRATIONS:
+                if step.name in applied:
+                    continue
+                async with conn.transaction():
+                    for statement in statements(step.postgres):
+                        await conn.execute(statement)
+                    await conn.execute(
+                        "INSERT INTO feedgate_migrations (name, applied_utc) VALUES ($1, $2)", step.name, utc_text()
+                    )
+                log.info("applied migration %s", step.name)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", lock_key)
+
+    async def close(self) -> None:
+        for pool in (self._read, self._write):
+            if pool is not None:
+                try:
+                    await asyncio.wait_for(pool.close(), 10)
+                except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                    pool.terminate()
+        self._read = self._write = None
+
+    @property
+    def reader(self) -> asyncpg.Pool[asyncpg.Record]:
+        if self._read is None:
+            raise RuntimeError("store is not open")
+        return self._read
+
+    async def ping(self) -> None:
+        await self.reader.fetchval("SELECT 1")
+
+    async def applied_migrations(self) -> list[str]:
+        rows = await self.reader.fetch("SELECT name FROM feedgate_migrations ORDER BY name")
+        return [row[0] for row in rows]
+
+    async def apply(self, ops: Sequence[WriteOp]) -> None:
+        if self._write is None:
+            raise RuntimeError("store is not open")
+        async with self._write.acquire() as conn, conn.transaction():
+            inserts = [op for op in ops if isinstance(op, InsertRequest)]
+            if inserts:
+                await self._insert(conn, inserts)
+            # The other ops in batch order, as SqliteStore applies them: a clear after a rating wins.
+            for op in ops:
+                if isinstance(op, PutFeedback):
+                    await self._put_feedback(conn, op)
+                elif isinstance(op, PutScores):
+                    await conn.executemany(
+                        dollar_params(UPSERT_SCORE),
+                        [(op.request_id, n, v, t, op.datetime_utc) for n, (v, t) in op.scores.items()],
+                    )
+                elif isinstance(op, PutProperty):
+                    await conn.execute(dollar_params(UPSERT_PROPERTY), op.request_id, op.key, op.value, op.datetime_utc)
+                elif isinstance(op, PutCacheEntry):
+                    await conn.execute(dollar_params(DELETE_EXPIRED_CACHE), op.created_utc)
+                    await conn.execute(dollar_params(UPSERT_CACHE_ENTRY), *cache_entry_params(op))
+                elif isinstance(op, DropPending) and op.request_ids:
+                    for statement in drop_pending_statements(len(op.request_ids)):
+                        await conn.execute(dollar_params(statement), *op.request_ids)
+
+    async def _insert(self, conn: Connection, inserts: list[InsertRequest]) -> None:
+        # Attempt numbers are MAX(attempt) + 1: an instance inserting the same request ID concurrently
+        # would compute the same number, so inserting batches take turns (per schema, until commit).
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"feedgate.requests.{self.schema}")
+        columns = [list(column) for column in zip(*(op.values for op in inserts), strict=True)]
+        await conn.execute(self._insert_requests, *columns)
+        await self._derive_signals(conn, inserts)
+
+    async def _derive_signals(self, conn: Connection, inserts: list[InsertRequest]) -> None:
+        """The same events as ``SqliteStore._derive_signals``, in the same order, with one lookup query."""
+        lookups: list[tuple[int, tuple[Any, ...]]] = []
+        for index, op in enumerate(inserts):
+            values = op.values
+            fingerprint, session_id, user_id = (
+                values[_COL["messages_fingerprint"]],
+                values[_COL["session_id"]],
+                values[_COL["user_id"]],
+            )
+            if fingerprint is None or (session_id is None and user_id is None):
+                continue
+            when = values[_COL["datetime_utc"]]
+            since = utc_text(
+                datetime.strptime(when, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC) - self.regenerate_window
+            )
+            lookups.append((index, (fingerprint, op.request_id, since, when, session_id, user_id)))
+        previous: dict[int, str] = {}
+        if lookups:
+            arrays = [list(column) for column in zip(*(args for _, args in lookups), strict=True)]
+            rows = await conn.fetch(_PREVIOUS_SAME_CONVERSATION, *arrays)
+            previous = {lookups[row["ord"] - 1][0]: row["request_id"] for row in rows}
+        events: list[tuple[Any, ...]] = []
+        for index, op in enumerate(inserts):
+            when = op.values[_COL["datetime_utc"]]
+            for signal in op.derived_signals:
+                events.append(("request", op.request_id, "implicit", 0, signal, None, None, None, "feedgate", when))
+            if index in previous:
+                events.append(
+                    ("request", previous[index], "implicit", 0, "regenerated", None, None, None, "feedgate", when)
+                )
+        if events:
+            await conn.executemany(dollar_params(INSERT_EVENT), events)
+
+    async def _put_feedback(self, conn: Connection, op: PutFeedback) -> None:
+        await conn.execute(dollar_params(INSERT_EVENT), *_event(op))
+        if op.kind != "explicit":
+            return
+        if op.rating is None:
+            await conn.execute(dollar_params(DELETE_FEEDBACK), op.target_type, op.target_id)
+            return
+        await conn.execute(
+            dollar_params(UPSERT_FEEDBACK),
+            op.target_type,
+            op.target_id,
+            int(op.rating),
+            op.comment,
+            op.user_id,
+            op.metadata_json,
+            op.datetime_utc,
+        )
+
+    async def request_attempts(self, request_id: str) -> list[dict[str, Any]]:
+        rows = await self.reader.fetch("SELECT * FROM requests WHERE request_id = $1 ORDER BY attempt", request_id)
+        return [dict(row) for row in rows]
+
+    async def requests_exist(self, request_ids: Sequence[str]) -> set[str]:
+        if not request_ids:
+            return set()
+        rows = await self.reader.fetch(
+            "SELECT DISTINCT request_id FROM requests WHERE request_id = ANY($1::text[])", list(set(request_ids))
+        )
+        return {row[0] for row in rows}
+
+    async def count_requests(self) -> int:
+        return int(await self.reader.fetchval("SELECT COUNT(*) FROM requests"))
+
+    async def cache_entries(self, key: str, now_utc: str) -> list[CacheEntry]:
+        rows = await self.reader.fetch(dollar_params(SELECT_CACHE_ENTRIES), key, now_utc)
+        return [cache_entry(row) for row in rows]
+
+    async def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Run a read-only query written with ``?`` placeholders (as for SQLite) on the read pool."""
+        rows = await self.reader.fetch(dollar_params(sql), *params)
+        return [{key: plain_value(value) for key, value in row.items()} for row in rows]
+
+
+def _event(op: PutFeedback) -> tuple[Any, ...]:
+    rating = None if op.rating is None else int(op.rating)
+    return (
+        op.target_type,
+        op.target_id,
+        op.kind,
+        rating,
+        op.signal,
+        op.comment,
+        op.user_id,
+        op.metadata_json,
+        op.source,
+        op.datetime_utc,
+    )
+
+
+async def _insert_requests_sql(conn: asyncpg.Connection[asyncpg.Record]) -> str:
+    """The batch insert, typed from the live table so a migration that adds a column needs no edit here."""
+    rows = await conn.fetch(
+        "SELECT attname, format_type(atttypid, atttypmod) AS type FROM pg_attribute "
+        "WHERE attrelid = 'requests'::regclass AND attnum > 0 AND NOT attisdropped"
+    )
+    types = {row["attname"]: row["type"] for row in rows}
+    missing = [name for name in REQUEST_COLUMNS if name not in types]
+    if missing:
+        raise RuntimeError(f"requests table lacks columns {missing}: a migration is missing")
+    names = ", ".join(REQUEST_COLUMNS)
+    arrays = ", ".join(f"${n}::{types[name]}[]" for n, name in enumerate(REQUEST_COLUMNS, start=1))
+    picked = ", ".join(f"u.{name}" for name in REQUEST_COLUMNS)
+    # row_number numbers repeats of one ID inside the batch; the lateral MAX continues from earlier batches.
+    return (
+        f"INSERT INTO requests (attempt, {names}) "
+        f"SELECT COALESCE(p.max_attempt, 0) + row_number() OVER (PARTITION BY u.request_id ORDER BY u.ord), "
+        f"{picked} FROM unnest({arrays}) WITH ORDINALITY AS u({names}, ord) "
+        "LEFT JOIN LATERAL (SELECT MAX(r.attempt) AS max_attempt FROM requests r "
+        "WHERE r.request_id = u.request_id) p ON true ORDER BY u.ord"
+    )
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

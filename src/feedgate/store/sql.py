@@ -1,0 +1,106 @@
+"""The few places where SQLite and PostgreSQL read queries differ, so the analysis SQL is written once.
+
+Queries are written with ``?`` placeholders and these helpers; ``Dialect.render`` turns them into
+``$1, $2 ...`` for asyncpg (``dialect.dollar_params``). Everything else (``COALESCE``, ``CASE``, ``substr``, window functions,
+partial indexes, ``LIKE``) is spelled the same in both. Timestamps are ISO text in both stores, so
+comparing, sorting and bucketing by day (``substr(datetime_utc, 1, 10)``) need no dialect help.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from feedgate.store.dialect import dollar_params
+
+@dataclass(frozen=True, slots=True)
+class Frag:
+    """A piece of SQL with its bound parameters, in order. Values never go into ``sql`` itself."""
+
+    sql: str
+    params: tuple[Any, ...] = ()
+
+    def __add__(self, other: Frag) -> Frag:
+        return Frag(self.sql + other.sql, self.params + other.params)
+
+    def wrap(self, before: str, after: str = "") -> Frag:
+        return Frag(before + self.sql + after, self.params)
+
+
+def join(separator: str, parts: Iterable[Frag]) -> Frag:
+    items = list(parts)
+    return Frag(separator.join(p.sql for p in items), tuple(v for p in items for v in p.params))
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    name: Literal["sqlite", "postgres"]
+
+    def render(self, sql: str) -> str:
+        """``?`` -> ``$n`` for PostgreSQL (quoted literals are left alone)."""
+        return sql if self.name == "sqlite" else dollar_params(sql)
+
+    def json_text(self, column: str, key: str) -> Frag:
+        """The text value of top-level ``key`` in the JSON object stored as text in ``column``."""
+        if self.name == "sqlite":
+            # The key is bound inside a quoted JSON path; keys are checked against PROPERTY_NAME first,
+            # so they hold no '"' or '\\' that could change the path's meaning.
+            return Frag(f"json_extract({column}, ?)", (f'$."{key}"',))
+        return Frag(f"({column}::jsonb ->> ?)", (key,))
+
+    def contains(self, expr: str) -> str:
+        """Case-insensitive substring test of ``expr`` against one bound needle (Helicone's ``contains``)."""
+        function = "instr" if self.name == "sqlite" else "strpos"
+        return f"{function}(lower({expr}), lower(?)) > 0"
+
+    def like(self, expr: str, pattern: str) -> Frag:
+        """Case-sensitive LIKE in both stores (SQLite's LIKE ignores ASCII case, so use GLOB there)."""
+        if self.name == "postgres":
+            return Frag(f"{expr} LIKE ?", (pattern,))
+        return Frag(f"{expr} GLOB ?", (_like_to_glob(pattern),))
+
+    def ilike(self, expr: str, pattern: str) -> Frag:
+        return Frag(f"lower({expr}) LIKE lower(?)", (pattern,))
+
+    def week_start(self, expr: str) -> str:
+        """The Monday (``YYYY-MM-DD``) of the week holding the ISO timestamp ``expr``."""
+        if self.name == "sqlite":
+            return f"date(substr({expr}, 1, 10), '-6 days', 'weekday 1')"
+        return f"to_char(date_trunc('week', substr({expr}, 1, 10)::date), 'YYYY-MM-DD')"
+
+    def real(self, expr: str) -> str:
+        """``expr`` as a floating-point number (score values, averages)."""
+        return f"CAST({expr} AS {'REAL' if self.name == 'sqlite' else 'DOUBLE PRECISION'})"
+
+
+def _like_to_glob(pattern: str) -> str:
+    out: list[str] = []
+    escaped = False
+    for char in pattern:
+        if escaped:
+            out.append(_glob_literal(char))
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "%":
+            out.append("*")
+        elif char == "_":
+            out.append("?")
+        else:
+            out.append(_glob_literal(char))
+    if escaped:
+        out.append("\\")
+    return "".join(out)
+
+
+def _glob_literal(char: str) -> str:
+    return f"[{char}]" if char in "*?[]" else char
+
+
+SQLITE = Dialect("sqlite")
+POSTGRES = Dialect("postgres")
+
+
+def placeholders(values: Sequence[Any]) -> str:
+    return ", ".join("?" for _ in values)
