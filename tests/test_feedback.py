@@ -117,7 +117,9 @@ async def test_property_after_the_fact(gateway: Gateway, http: aiohttp.ClientSes
     assert row["request_properties"] == {"feature": "search", "outcome": "resolved"}
 
 
-async def test_feedback_before_the_request_is_pending_then_linked(gateway: Gateway, http: aiohttp.ClientSession) -> None:
+async def test_feedback_before_the_request_is_pending_then_linked(
+    gateway: Gateway, http: aiohttp.ClientSession
+) -> None:
     url = f"{gateway.v1}/request/ticket-77/feedback"
     assert await call(http, "POST", url, {"rating": False}) == (202, {"data": {"status": "pending"}, "error": None})
     await call(http, "POST", f"{gateway.v1}/request/ticket-77/score", {"scores": {"stars": 2}})

@@ -27,11 +27,12 @@ async def test_unclaimed_feedback_is_reported_then_dropped(
 
     listed = subprocess.run(
         [sys.executable, "-m", "feedgate", "pending", "--json", "--database-url", gw.settings.database.url],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     rows = [orjson.loads(line) for line in listed.stdout.splitlines()]
     assert [(row["request_id"], row["events"]) for row in rows] == [("typo-id", 2)]
-
 
     await asyncio.sleep(0.3)
     with caplog.at_level(logging.WARNING, logger="feedgate.pending"):

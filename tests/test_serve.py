@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sqlite3
 import sys
 from pathlib import Path
@@ -15,6 +14,8 @@ import openai
 
 from conftest import Gateway
 from fakes import FakeUpstream
+from serving import wait_ready
+from tcpproxy import free_port
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]
 
@@ -34,29 +35,8 @@ def test_sync_client_chat_and_stream(threaded_gateway: tuple[Gateway, FakeUpstre
     assert first[0]["status"] == 200
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def _wait_ready(url: str, proc: asyncio.subprocess.Process) -> None:
-    async with aiohttp.ClientSession() as http:
-        for _ in range(200):
-            if proc.returncode is not None:
-                raise AssertionError("feedgate serve exited early")
-            try:
-                async with http.get(f"{url}/readyz") as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-    raise AssertionError("feedgate serve did not become ready")
-
-
 async def test_sigterm_under_load_loses_no_answered_row(tmp_path: Path, upstream_url: str) -> None:
-    port = _free_port()
+    port = free_port()
     db = tmp_path / "serve.db"
     env = {**os.environ, "FEEDGATE_OPENAI_BASE_URL": upstream_url, "FEEDGATE_DATABASE_URL": f"sqlite:///{db}"}
     proc = await asyncio.create_subprocess_exec(
@@ -71,7 +51,7 @@ async def test_sigterm_under_load_loses_no_answered_row(tmp_path: Path, upstream
         stderr=asyncio.subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"
-    await _wait_ready(url, proc)
+    await wait_ready(url, proc)
     answered: list[str] = []
 
     async def one(http: aiohttp.ClientSession, n: int) -> None:

@@ -17,9 +17,12 @@ import pytest
 
 from feedgate.config import load_settings
 from feedgate.store import make_store
+from feedgate.store.analytics import Reader, dimension, group_stats
 from feedgate.store.base import REQUEST_COLUMNS, InsertRequest, PutFeedback, PutProperty, PutScores, Store, utc_text
+from feedgate.store.filters import compile_filter
 from feedgate.store.migrations import MIGRATIONS
 from feedgate.store.postgres import PostgresStore
+from feedgate.store.sql import Frag
 from feedgate.store.sqlite import SqliteStore
 from pgschema import Schemas, pg_schemas  # noqa: F401  (fixture)
 
@@ -94,6 +97,11 @@ async def query(store: Store, sql: str, *params: Any) -> list[dict[str, Any]]:
     # Both stores have ``query``; the protocol leaves it out because only modules in store/ may use it.
     assert isinstance(store, SqliteStore | PostgresStore)
     return await store.query(sql, params)
+
+
+def reader_of(store: Store) -> Reader:
+    assert isinstance(store, SqliteStore | PostgresStore)
+    return store
 
 
 async def columns(store: Store, table: str) -> set[str]:
@@ -303,3 +311,88 @@ async def test_two_instances_opening_a_blank_schema_together_migrate_once(pg_sch
         assert sorted(a["attempt"] for a in await stores[0].request_attempts("shared")) == [1, 2, 3]
     finally:
         await asyncio.gather(*(s.close() for s in stores))
+
+
+async def test_analysis_reads_group_stats_with_the_same_numbers(store: Store) -> None:
+    await store.apply(
+        [
+            row("a", 0, model="m1", duration_ms=10.0, cost_usd=0.25),
+            row("b", 1, model="m1", duration_ms=20.0, cost_usd=0.5),
+            row("c", 2, model="m1", duration_ms=30.0, cost_usd=None),
+            row("d", 3, model="m2", duration_ms=5.0, cost_usd=None),
+            row("e", 4, model="m2", duration_ms=100.0, cost_usd=None),
+            row("e", 5, model="m2", duration_ms=7.0, cost_usd=None),  # the retry supersedes the first attempt
+            rating("a", True),
+            rating("b", False),
+            rating("d", True),
+            PutFeedback("request", "c", "implicit", True, signal="copied"),
+            PutScores("a", {"accuracy": (0.5, "float")}),
+            PutScores("b", {"accuracy": (1.0, "float")}),
+        ]
+    )
+    reader = reader_of(store)
+    groups, overall = await group_stats(
+        reader, dimension(reader.dialect, "model"), compile_filter("all", reader.dialect).where
+    )
+    by_key = {group.key: group for group in groups}
+    m1, m2 = by_key["m1"], by_key["m2"]
+    assert (m1.requests, m1.rated, m1.positive, m1.negative) == (3, 2, 1, 1)
+    assert m1.scores == {"accuracy": 0.75} and m1.signals == {"copied": {"positive": 1, "negative": 0}}
+    assert m1.cost_usd == 0.75 and m1.duration_ms_p50 == 20.0 and m1.duration_ms_p95 == pytest.approx(29.0)
+    assert (m2.requests, m2.positive) == (2, 1) and m2.duration_ms_p50 == 6.0
+    assert overall.requests == 5 and overall.rated == 3
+
+
+async def test_helicone_filters_select_the_same_rows(store: Store) -> None:
+    await store.apply(
+        [
+            row(
+                "f1", 0, model="gpt-4o", status=200, properties_json='{"feature": "chat"}', response_text="Hello World"
+            ),
+            row("f2", 1, model="gpt-4o-mini", status=500, properties_json='{"feature": "search"}'),
+            row("f3", 2, model="claude", status=200, input_tokens=3),
+            rating("f1", True),
+            PutScores("f2", {"accuracy": (0.9, "float")}),
+            PutProperty("f3", "feature", "chat"),
+        ]
+    )
+    reader = reader_of(store)
+
+    async def ids(tree: Any) -> list[str]:
+        query = Frag("SELECT r.request_id FROM requests r WHERE ") + compile_filter(tree, reader.dialect).where
+        query = query + Frag(" ORDER BY r.id")
+        return [found[0] for found in await reader.fetch(reader.dialect.render(query.sql), query.params)]
+
+    assert await ids("all") == ["f1", "f2", "f3"]
+    assert await ids({"properties": {"feature": {"equals": "chat"}}}) == ["f1", "f3"]
+    assert await ids({"request": {"model": {"like": "gpt-4o%"}}}) == ["f1", "f2"]
+    assert await ids({"request": {"model": {"like": "GPT%"}}}) == []
+    assert await ids({"response": {"text": {"contains": "hello"}}}) == ["f1"]
+    assert await ids({"feedback": {"rating": {"equals": None}}}) == ["f2", "f3"]
+    assert await ids({"scores": {"accuracy": {"gte": 0.5}}}) == ["f2"]
+    assert await ids({"response": {"status": {"gte": "200.5"}}}) == ["f2"]
+    both = {
+        "left": {"response": {"status": {"equals": 200}}},
+        "operator": "or",
+        "right": {"feedback": {"rating": {"equals": True}}},
+    }
+    assert await ids(both) == ["f1", "f3"]
+
+
+async def test_exports_stream_rows_in_batches(store: Store) -> None:
+    await store.apply([row(f"x{n}", n, request_body=f'{{"n": {n}}}'.encode()) for n in range(7)])
+    reader = store
+    assert isinstance(reader, SqliteStore | PostgresStore)
+    sql = reader.dialect.render("SELECT request_id, request_body FROM requests WHERE datetime_utc >= ? ORDER BY id")
+    batches = [batch async for batch in reader.stream(sql, (at(2),), batch=2)]
+    assert [len(batch) for batch in batches] == [2, 2, 1]
+    assert batches[0][0] == {"request_id": "x2", "request_body": b'{"n": 2}'}
+
+
+def test_both_stores_offer_the_same_methods() -> None:
+    """A method added to one store and not the other would only fail in production on the other database."""
+
+    def public(cls: type) -> set[str]:
+        return {name for name in dir(cls) if not name.startswith("_")}
+
+    assert public(SqliteStore) == public(PostgresStore)

@@ -11,28 +11,47 @@ from typing import Protocol
 import aiohttp
 from aiohttp import web
 
-from feedgate.api import feedback, manual_log, ops, requests
+from feedgate.access_log import AccessLines
+from feedgate.api import datasets, feedback, manual_log, ops, query, requests, stats
 from feedgate.config import Settings
-from feedgate.keys import HTTP, INFLIGHT, PRICES, PROVIDERS, RATE_LIMITER, REQUEST_IDS, SETTINGS, STORE, WRITER
+from feedgate.keys import (
+    ACCESS_LINES,
+    CACHE,
+    HTTP,
+    INFLIGHT,
+    PRICES,
+    PROVIDERS,
+    RATE_LIMITER,
+    REQUEST_IDS,
+    SETTINGS,
+    STORE,
+    WRITER,
+)
 from feedgate.middleware import gateway_middleware, stamp_request_id
 from feedgate.pending import sweeper_ctx
 from feedgate.pricing import PriceTable
+from feedgate.proxy.cache_backend import CacheBackend, RedisCache, StoreCache
 from feedgate.proxy.derive import derive_row
 from feedgate.proxy.forward import proxy_handler
 from feedgate.proxy.inflight import Inflight
 from feedgate.proxy.providers import AZURE_ROUTE, Providers
 from feedgate.proxy.ratelimit import RateLimiter
 from feedgate.proxy.request_id import RequestIds
-from feedgate.shared_state import shared_state_ctx
+from feedgate.shared_state import SHARED_STATE, RedisState, shared_state_ctx
 from feedgate.store import make_store
 from feedgate.store.writer import Writer
 
 log = logging.getLogger("feedgate")
-API_MODULES: tuple[ApiModule, ...] = (feedback, manual_log)
+API_MODULES: tuple[ApiModule, ...] = (feedback, manual_log, query, stats, datasets)
 
 
 class ApiModule(Protocol):
     def add_routes(self, router: web.UrlDispatcher) -> None: ...
+
+
+async def _access_log_ctx(app: web.Application) -> AsyncIterator[None]:
+    yield
+    app[ACCESS_LINES].flush()  # the last fifth of a second of lines
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -44,10 +63,16 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         functools.partial(derive_row, prices=app[PRICES]),
         queue_size=settings.database.queue_size,
         batch_max=settings.database.batch_max,
+        batch_wait_s=settings.database.batch_wait_ms / 1000.0,
     )
     writer.start()
     app[STORE], app[WRITER] = store, writer
+    shared = app[SHARED_STATE]
+    cache: CacheBackend = RedisCache(shared) if isinstance(shared, RedisState) else StoreCache(store, writer)
+    app[CACHE] = cache
     yield
+    if isinstance(cache, RedisCache):
+        await cache.drain()
     # In-flight requests have finished by now (aiohttp waits for them first): drain what they logged.
     await writer.stop()
     stats = writer.stats
@@ -69,8 +94,6 @@ async def _http_ctx(app: web.Application) -> AsyncIterator[None]:
         ),
         # Bodies pass through as the upstream encoded them; the log decodes its copy later.
         auto_decompress=False,
-        # Never add headers the client did not send (an Accept-Encoding the client cannot decode).
-        skip_auto_headers=("Accept-Encoding", "User-Agent", "Content-Type"),
         # Cookies from one client's upstream answer must never ride along on another client's call.
         cookie_jar=aiohttp.DummyCookieJar(),
     )
@@ -87,8 +110,11 @@ def create_app(settings: Settings) -> web.Application:
     app[INFLIGHT] = Inflight()
     app[REQUEST_IDS] = RequestIds()
     app[RATE_LIMITER] = RateLimiter()
-    app.cleanup_ctx.append(_store_ctx)
+    app[ACCESS_LINES] = AccessLines(logging.getLogger("feedgate.access"))
+    app.cleanup_ctx.append(_access_log_ctx)
+    # Shared state first: if Redis is unreachable the gateway stops before it opened (and would leak) the store.
     app.cleanup_ctx.append(shared_state_ctx)
+    app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(sweeper_ctx)
     app.cleanup_ctx.append(_http_ctx)
     app.on_response_prepare.append(stamp_request_id)

@@ -62,6 +62,13 @@ class DatabaseSettings(_Section):
         50_000, ge=1, description="Log records held in memory while the writer catches up; beyond: counted loss."
     )
     batch_max: int = Field(1000, ge=1, description="Most records the writer puts in one transaction.")
+    batch_wait_ms: float = Field(
+        10.0,
+        ge=0,
+        le=1000,
+        description="How long the writer gathers log rows into one transaction (fewer, larger transactions "
+        "cost less CPU per row); feedback writes never wait.",
+    )
     pool_min: int = Field(1, ge=1, description="PostgreSQL: smallest read-pool size.")
     pool_max: int = Field(10, ge=1, description="PostgreSQL: largest read-pool size.")
     connect_wait_s: float = Field(
@@ -113,6 +120,31 @@ class FeedbackSettings(_Section):
     regenerate_window_s: float = Field(
         600.0, ge=0, description="A conversation sent again within this window marks the earlier answer."
     )
+
+
+class AnalysisSettings(_Section):
+    min_ratings: int = Field(
+        30, ge=1, description="Ratings (or requests, for signals) each window needs before a change can count."
+    )
+    alpha: float = Field(
+        0.01, gt=0, lt=1, description="Significance level of the regression and poor-rating tests (one-sided)."
+    )
+    recent_days: float = Field(3.0, gt=0, description="Regressions: the recent window, in days up to now.")
+    baseline_days: float = Field(14.0, gt=0, description="Regressions: the baseline window just before it.")
+    properties: list[str] = Field(
+        default_factory=list,
+        description="Properties whose values regressions and insights examine (default: those on recent requests).",
+    )
+    webhook_url: str | None = Field(
+        None, description="POSTed once per new regression found (JSON); unset sends nothing."
+    )
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
 
 
 class RedisSettings(_Section):
@@ -219,6 +251,7 @@ class Settings(_Section):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     feedback: FeedbackSettings = Field(default_factory=FeedbackSettings)  # type: ignore[arg-type]
     redis: RedisSettings = Field(default_factory=RedisSettings)  # type: ignore[arg-type]
+    analysis: AnalysisSettings = Field(default_factory=AnalysisSettings)  # type: ignore[arg-type]
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log verbosity.", json_schema_extra={"env": "FEEDGATE_LOG_LEVEL"}
     )

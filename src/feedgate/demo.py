@@ -25,9 +25,11 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import orjson
 
+from feedgate.demo_bodies import anthropic_json, anthropic_sse, openai_json, openai_sse
 from feedgate.pricing import PriceTable
 from feedgate.proxy.derive import derive_row
 from feedgate.proxy.exchange import Exchange
@@ -46,23 +48,69 @@ MODELS: dict[str, tuple[str, float, float, float]] = {
 }
 # feature -> (system prompt, Helicone-Prompt-Id or None, quality offset, share of traffic)
 PROMPTS: dict[str, tuple[str, str | None, float, float]] = {
-    "support": ("You are Acme's support assistant. Be concise and friendly; cite the help centre.", "support-v2", 0.0, 0.4),
-    "code": ("You are a senior engineer. Answer with working code and a short explanation.", "code-assistant", 0.02, 0.25),
+    "support": (
+        "You are Acme's support assistant. Be concise and friendly; cite the help centre.",
+        "support-v2",
+        0.0,
+        0.4,
+    ),
+    "code": (
+        "You are a senior engineer. Answer with working code and a short explanation.",
+        "code-assistant",
+        0.02,
+        0.25,
+    ),
     "summarize": ("Summarize the user's text in three bullet points.", None, 0.05, 0.15),
     "search": ("Answer from the provided search results only. Say when you do not know.", None, -0.02, 0.12),
     "sql": ("You translate questions into PostgreSQL. Reply with one SQL query.", None, -0.15, 0.08),
 }
 _VERBS = ("reset", "export", "delete", "share", "rename", "restore", "sync", "upgrade", "cancel", "invite")
-_NOUNS = ("my password", "an invoice", "a project", "the API key", "my team", "a dashboard", "the report",
-          "my subscription", "a webhook", "two-factor login", "a workspace", "the billing address")
-_CODE = ("parse a CSV file", "retry an HTTP call", "debounce a function", "merge two sorted lists",
-         "read a YAML config", "paginate an API", "hash a password", "stream a large file", "validate an email")
+_NOUNS = (
+    "my password",
+    "an invoice",
+    "a project",
+    "the API key",
+    "my team",
+    "a dashboard",
+    "the report",
+    "my subscription",
+    "a webhook",
+    "two-factor login",
+    "a workspace",
+    "the billing address",
+)
+_CODE = (
+    "parse a CSV file",
+    "retry an HTTP call",
+    "debounce a function",
+    "merge two sorted lists",
+    "read a YAML config",
+    "paginate an API",
+    "hash a password",
+    "stream a large file",
+    "validate an email",
+)
 _LANGS = ("Python", "TypeScript", "Go", "Rust", "SQL")
-_COMMENTS = ("Wrong answer", "Too long", "Ignored my question", "Made up a feature that does not exist",
-             "Code does not compile", "Not what I asked", "Outdated steps", "Rude tone")
-_SENTENCES = ("Sure, here is how to do it.", "First, open the settings page.", "Then choose the right option.",
-              "You can also use the API for this.", "This takes effect immediately.", "Let me know if it helps.",
-              "Note that admins may need to approve it.", "The change is logged in the audit trail.")
+_COMMENTS = (
+    "Wrong answer",
+    "Too long",
+    "Ignored my question",
+    "Made up a feature that does not exist",
+    "Code does not compile",
+    "Not what I asked",
+    "Outdated steps",
+    "Rude tone",
+)
+_SENTENCES = (
+    "Sure, here is how to do it.",
+    "First, open the settings page.",
+    "Then choose the right option.",
+    "You can also use the API for this.",
+    "This takes effect immediately.",
+    "Let me know if it helps.",
+    "Note that admins may need to approve it.",
+    "The change is logged in the audit trail.",
+)
 _PLANS = ("free", "pro", "enterprise")
 
 
@@ -83,16 +131,28 @@ def _questions(feature: str) -> list[str]:
             f"SQL: list users who {verb} {noun}." for verb in _VERBS for noun in _NOUNS[:4]
         ]
     if feature == "summarize":
-        return [f"Summarize: the team decided to {v} {n} before Friday, pending review #{k}." for v in _VERBS
-                for n in _NOUNS for k in range(3)]
+        return [
+            f"Summarize: the team decided to {v} {n} before Friday, pending review #{k}."
+            for v in _VERBS
+            for n in _NOUNS
+            for k in range(3)
+        ]
     return [f"How do I {verb} {noun}?" for verb in _VERBS for noun in _NOUNS]
 
 
 class DemoTraffic:
     """Yields batches of write ops for ``n`` requests spread over the ``days`` before ``now``."""
 
-    def __init__(self, n: int, *, days: float = 30.0, seed: int = 7, rated_share: float = 0.2,
-                 now: datetime | None = None, prices: PriceTable | None = None) -> None:
+    def __init__(
+        self,
+        n: int,
+        *,
+        days: float = 30.0,
+        seed: int = 7,
+        rated_share: float = 0.2,
+        now: datetime | None = None,
+        prices: PriceTable | None = None,
+    ) -> None:
         self.n, self.days, self.rated_share = n, days, rated_share
         self.rng = random.Random(seed)
         self.now = (now or datetime.now(UTC)).astimezone(UTC)
@@ -168,8 +228,17 @@ class DemoTraffic:
             self.counts.requests += 1
         return ops
 
-    def _feedback(self, request_id: str, when: float, model: str, feature: str, user: str, regressed: bool,
-                  stream: bool, regen: bool) -> list[WriteOp]:
+    def _feedback(
+        self,
+        request_id: str,
+        when: float,
+        model: str,
+        feature: str,
+        user: str,
+        regressed: bool,
+        stream: bool,
+        regen: bool,
+    ) -> list[WriteOp]:
         rng = self.rng
         quality = MODELS[model][1] + PROMPTS[feature][2] - (0.3 if user in self.harsh else 0.0)
         quality -= 0.3 if regressed else 0.0
@@ -179,8 +248,11 @@ class DemoTraffic:
         if rng.random() < self.rated_share:
             up = rng.random() < quality
             comment = None if up or rng.random() > 0.3 else rng.choice(_COMMENTS)
-            ops.append(PutFeedback("request", request_id, "explicit", up, comment=comment, user_id=user,
-                                   source="demo", datetime_utc=at))
+            ops.append(
+                PutFeedback(
+                    "request", request_id, "explicit", up, comment=comment, user_id=user, source="demo", datetime_utc=at
+                )
+            )
             self.counts.ratings += 1
         signal = None
         if stream and not regen and rng.random() < 0.01:
@@ -188,8 +260,17 @@ class DemoTraffic:
         elif rng.random() < 0.08 and not regen:
             signal = "code_accepted" if feature == "code" else "copied"
         if signal is not None:
-            ops.append(PutFeedback("request", request_id, "implicit", signal != "abandoned", signal=signal,
-                                   source="demo", datetime_utc=at))
+            ops.append(
+                PutFeedback(
+                    "request",
+                    request_id,
+                    "implicit",
+                    signal != "abandoned",
+                    signal=signal,
+                    source="demo",
+                    datetime_utc=at,
+                )
+            )
             self.counts.signals += 1
         if rng.random() < 0.05:
             score = min(1.0, max(0.0, rng.gauss(quality, 0.15)))
@@ -197,8 +278,17 @@ class DemoTraffic:
             self.counts.scores += 1
         return ops
 
-    def _exchange(self, request_id: str, when: float, model: str, feature: str, question: str,
-                  headers: dict[str, str], stream: bool, status: int) -> WriteOp:
+    def _exchange(
+        self,
+        request_id: str,
+        when: float,
+        model: str,
+        feature: str,
+        question: str,
+        headers: dict[str, str],
+        stream: bool,
+        status: int,
+    ) -> WriteOp:
         rng = self.rng
         provider = MODELS[model][0]
         system = PROMPTS[feature][0]
@@ -208,12 +298,20 @@ class DemoTraffic:
         tokens_in = (len(system) + len(question)) // 4 + 8
         tokens_out = len(answer) // 4 + rng.randint(0, 40)
         if provider == "anthropic":
-            body = {"model": model, "max_tokens": 1024, "system": system,
-                    "messages": [{"role": "user", "content": question}], "stream": stream}
+            body = {
+                "model": model,
+                "max_tokens": 1024,
+                "system": system,
+                "messages": [{"role": "user", "content": question}],
+                "stream": stream,
+            }
             path = "/v1/messages"
         else:
-            body = {"model": model, "messages": [{"role": "system", "content": system},
-                                                 {"role": "user", "content": question}], "user": None}
+            body = {
+                "model": model,
+                "messages": [{"role": "system", "content": system}, {"role": "user", "content": question}],
+                "user": None,
+            }
             del body["user"]
             if stream:
                 body.update(stream=True, stream_options={"include_usage": True})
@@ -224,65 +322,45 @@ class DemoTraffic:
             response_headers = {"Content-Type": "application/json"}
             duration = rng.uniform(20, 80)
         elif stream:
-            chunks = _anthropic_sse(model, answer, tokens_in, tokens_out) if provider == "anthropic" else \
-                _openai_sse(model, answer, tokens_in, tokens_out)
+            chunks = (
+                anthropic_sse(model, answer, tokens_in, tokens_out)
+                if provider == "anthropic"
+                else openai_sse(model, answer, tokens_in, tokens_out)
+            )
             response_headers = {"Content-Type": "text/event-stream", "x-request-id": f"req_{request_id[:12]}"}
         else:
-            chunks = [_anthropic_json(model, answer, tokens_in, tokens_out) if provider == "anthropic" else
-                      _openai_json(model, answer, tokens_in, tokens_out)]
+            chunks = [
+                anthropic_json(model, answer, tokens_in, tokens_out)
+                if provider == "anthropic"
+                else openai_json(model, answer, tokens_in, tokens_out)
+            ]
             response_headers = {"Content-Type": "application/json", "x-request-id": f"req_{request_id[:12]}"}
         self.counts.attempts += 1
         exchange = Exchange(
-            request_id=request_id, started_at=when, provider=provider, provider_kind=provider, method="POST",
-            path=path, query="", target_url=f"https://api.{provider}.com{path}", request_headers=headers,
-            request_body=orjson.dumps(body), status=status, response_headers=response_headers,
-            response_chunks=chunks, is_stream=stream and status == 200, duration_ms=duration,
+            request_id=request_id,
+            started_at=when,
+            provider=provider,
+            provider_kind=provider,
+            method="POST",
+            path=path,
+            query="",
+            target_url=f"https://api.{provider}.com{path}",
+            request_headers=headers,
+            request_body=orjson.dumps(body),
+            status=status,
+            response_headers=response_headers,
+            response_chunks=chunks,
+            is_stream=stream and status == 200,
+            duration_ms=duration,
             ttft_ms=duration * rng.uniform(0.1, 0.3) if stream and status == 200 else None,
         )
         return derive_row(exchange, self.prices)
 
 
-def _openai_json(model: str, answer: str, tokens_in: int, tokens_out: int) -> bytes:
-    return orjson.dumps({
-        "id": "chatcmpl-demo", "object": "chat.completion", "created": 1700000000, "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": tokens_in, "completion_tokens": tokens_out, "total_tokens": tokens_in + tokens_out},
-    })
-
-
-def _openai_sse(model: str, answer: str, tokens_in: int, tokens_out: int) -> list[bytes]:
-    head = {"id": "chatcmpl-demo", "object": "chat.completion.chunk", "created": 1700000000, "model": model}
-    words = answer.split(" ")
-    pieces = [" ".join(words[k : k + 6]) + (" " if k + 6 < len(words) else "") for k in range(0, len(words), 6)]
-    events = [{**head, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}]
-    events += [{**head, "choices": [{"index": 0, "delta": {"content": piece}}]} for piece in pieces]
-    events.append({**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-    events.append({**head, "choices": [], "usage": {"prompt_tokens": tokens_in, "completion_tokens": tokens_out,
-                                                     "total_tokens": tokens_in + tokens_out}})
-    return [b"data: " + orjson.dumps(e) + b"\n\n" for e in events] + [b"data: [DONE]\n\n"]
-
-
-def _anthropic_json(model: str, answer: str, tokens_in: int, tokens_out: int) -> bytes:
-    return orjson.dumps({
-        "id": "msg_demo", "type": "message", "role": "assistant", "model": model,
-        "content": [{"type": "text", "text": answer}], "stop_reason": "end_turn", "stop_sequence": None,
-        "usage": {"input_tokens": tokens_in, "output_tokens": tokens_out},
-    })
-
-
-def _anthropic_sse(model: str, answer: str, tokens_in: int, tokens_out: int) -> list[bytes]:
-    def event(name: str, data: dict[str, object]) -> bytes:
-        return b"event: " + name.encode() + b"\ndata: " + orjson.dumps({"type": name, **data}) + b"\n\n"
-
-    start = {"id": "msg_demo", "type": "message", "role": "assistant", "model": model, "content": [],
-             "stop_reason": None, "usage": {"input_tokens": tokens_in, "output_tokens": 1}}
-    words = answer.split(" ")
-    out = [event("message_start", {"message": start}),
-           event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})]
-    for k in range(0, len(words), 6):
-        piece = " ".join(words[k : k + 6]) + (" " if k + 6 < len(words) else "")
-        out.append(event("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": piece}}))
-    out.append(event("content_block_stop", {"index": 0}))
-    out.append(event("message_delta", {"delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": tokens_out}}))
-    out.append(event("message_stop", {}))
-    return out
+def produce(n: int, days: float, seed: int, rated_share: float, now: float, batch: int, queue: Any) -> None:
+    """Child-process entry point: generate batches onto ``queue``, then ``None``, then the counts."""
+    traffic = DemoTraffic(n, days=days, seed=seed, rated_share=rated_share, now=datetime.fromtimestamp(now, UTC))
+    for ops in traffic.batches(batch):
+        queue.put(ops)
+    queue.put(None)
+    queue.put(traffic.counts)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import aiohttp
 from aiohttp import web
 
+from feedgate.access_log import AccessLines
 from feedgate.config import Settings
 from feedgate.pricing import PriceTable
+from feedgate.proxy.cache_backend import CacheBackend
 from feedgate.proxy.inflight import Inflight
 from feedgate.proxy.providers import Providers
 from feedgate.proxy.ratelimit import RateLimiter
@@ -24,5 +26,7 @@ PROVIDERS = web.AppKey("providers", Providers)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 
 REQUEST_IDS = web.AppKey("request_ids", RequestIds)
+ACCESS_LINES = web.AppKey("access_lines", AccessLines)
+CACHE = web.AppKey("cache", CacheBackend)
 
 REQUEST_ID = web.RequestKey("request_id", str)

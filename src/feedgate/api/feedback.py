@@ -49,7 +49,10 @@ async def _commit(request: web.Request, ops: WriteOp | list[WriteOp]) -> None:
     try:
         await request.app[WRITER].submit(ops)
     except TimeoutError:
-        raise StoreUnavailable("the store did not take the write in time; nothing was changed") from None
+        # The write may still be waiting in the queue and land when the store recovers: say so, no more.
+        raise StoreUnavailable(
+            "the store did not confirm the write in time; retry later (it may still be stored)"
+        ) from None
 
 
 async def _answer_for(request: web.Request, request_id: str) -> web.Response:

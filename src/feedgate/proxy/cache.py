@@ -30,10 +30,11 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from feedgate.errors import BadRequest
+from feedgate.proxy.cache_backend import CacheBackend
 from feedgate.proxy.exchange import Exchange
 from feedgate.proxy.headers import HOP_BY_HOP
 from feedgate.proxy.stream_usage import UsageChunkFilter
-from feedgate.store.base import CacheEntry, PutCacheEntry, Store, utc_text
+from feedgate.store.base import CacheEntry, PutCacheEntry, utc_text
 
 log = logging.getLogger("feedgate.cache")
 CACHE_ENABLED = "Helicone-Cache-Enabled"
@@ -102,10 +103,10 @@ class Lookup:
     latency_ms: float
 
 
-async def lookup(store: Store, key: str, policy: CachePolicy, timeout_s: float) -> Lookup:
+async def lookup(backend: CacheBackend, key: str, policy: CachePolicy, timeout_s: float) -> Lookup:
     started = time.perf_counter()
     try:
-        entries = await asyncio.wait_for(store.cache_entries(key, utc_text()), timeout_s)
+        entries = await asyncio.wait_for(backend.entries(key, policy.bucket_max), timeout_s)
     except Exception as exc:  # includes TimeoutError: a slow or broken store costs a MISS, not an error
         log.warning("cache lookup failed, treating as a miss: %s: %s", type(exc).__name__, exc)
         entries = []

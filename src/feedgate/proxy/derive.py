@@ -148,4 +148,4 @@ def derive_row(exchange: Exchange, prices: PriceTable) -> InsertRequest:
         exchange.cache_reference_id,
         len(exchange.request_body) + len(response_body),
     )
-    return InsertRequest(values, derived_signals=signals)
+    return InsertRequest(values, derived_signals=signals, fresh_id=exchange.fresh_id)

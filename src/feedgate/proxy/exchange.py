@@ -32,3 +32,5 @@ class Exchange:
     error_message: str | None = None
     cache_reference_id: str | None = None
     extra_properties: dict[str, str] = field(default_factory=dict)
+    # True when feedgate made the ID up: then it cannot have been logged before, and is attempt 1.
+    fresh_id: bool = False

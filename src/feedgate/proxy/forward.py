@@ -23,7 +23,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from feedgate.errors import RateLimited, UpstreamError, UpstreamTimeout, UpstreamUnreachable
-from feedgate.keys import HTTP, INFLIGHT, PRICES, PROVIDERS, RATE_LIMITER, REQUEST_ID, SETTINGS, STORE, WRITER
+from feedgate.keys import CACHE, HTTP, INFLIGHT, PRICES, PROVIDERS, RATE_LIMITER, REQUEST_ID, SETTINGS, WRITER
 from feedgate.proxy.cache import Lookup, cache_key, entry_op, lookup, replay
 from feedgate.proxy.exchange import Exchange
 from feedgate.proxy.fallbacks import override_body
@@ -94,6 +94,7 @@ def _exchange(request: web.Request, provider: Provider, path_qs: str, path: str,
         target_url=target,
         request_headers=request.headers,
         request_body=body,
+        fresh_id="Helicone-Request-Id" not in request.headers,
     )
 
 
@@ -161,7 +162,7 @@ async def _featured(request: web.Request, provider: Provider, path_qs: str, body
         if cache is not None:
             targets = " ".join(t.base_url for t in features.targets)
             key = cache_key(provider.name, targets, request.method, path_qs, body, cache.seed)
-            found = await lookup(app[STORE], key, cache, app[SETTINGS].proxy.cache_lookup_timeout_s)
+            found = await lookup(app[CACHE], key, cache, app[SETTINGS].proxy.cache_lookup_timeout_s)
             if found.hit is not None:
                 return await _from_cache(request, exchange, found, strip_usage)
             extra["Helicone-Cache"] = "MISS"
@@ -182,7 +183,7 @@ async def _featured(request: web.Request, provider: Provider, path_qs: str, body
         finally:
             upstream.release()
         if cache is not None and (op := entry_op(key, found.slot, cache, exchange)) is not None:
-            app[WRITER].put(op)
+            app[CACHE].save(op)
         if grant is not None:
             app[RATE_LIMITER].charge(grant, exchange, app[PRICES])
         return response

@@ -42,6 +42,10 @@ def upstream_headers(incoming: Mapping[str, str]) -> CIMultiDict[str]:
         if lower in HOP_BY_HOP or lower.startswith(("helicone-", "feedgate-")):
             continue
         out.add(name, value)
+    if "Accept-Encoding" not in out:
+        # Otherwise aiohttp offers gzip on the client's behalf, and the answer, passed through as it comes,
+        # would reach a client that cannot decode it. (Cheaper than the session's skip_auto_headers.)
+        out["Accept-Encoding"] = "identity"
     return out
 
 

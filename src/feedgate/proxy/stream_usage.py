@@ -17,11 +17,13 @@ _USAGE_NULL = re.compile(rb',\s*"usage"\s*:\s*null')
 _EMPTY_CHOICES = re.compile(rb'"choices"\s*:\s*\[\s*\]')
 _EVENT_END = re.compile(rb"\r?\n\r?\n")
 _STREAMING_PATHS = ("/chat/completions", "/completions")
+_STREAM_TRUE = re.compile(rb'"stream"\s*:\s*true')
 
 
 def ensure_stream_usage(path: str, body: bytes) -> bytes | None:
     """The body to send instead, with usage requested; None when nothing needs to change."""
-    if b'"stream"' not in body or not path.endswith(_STREAMING_PATHS):
+    # Most bodies are not streams: a byte search settles that without parsing the JSON.
+    if not path.endswith(_STREAMING_PATHS) or _STREAM_TRUE.search(body) is None:
         return None
     try:
         payload: Any = orjson.loads(body)

@@ -35,12 +35,20 @@ SUPERSEDED = (
     "WHERE n.attempt > 1"
 )
 LATEST = f"r.id NOT IN ({SUPERSEDED})"
+# The superseded attempts as ``r``: attempts are numbered 1, 2, ... per request ID, so an attempt is
+# superseded exactly when attempt + 1 exists. Read through indexes only (m003), never the wide rows.
+STALE_ROWS = (
+    "requests n CROSS JOIN requests r WHERE n.attempt > 1 AND r.request_id = n.request_id AND r.attempt = n.attempt - 1"
+)
 WALK_MAX_GROUPS = 12
 DIMENSION_NAMES = ("model", "user", "prompt", "path", "day", "week", "property:<name>")
 
 
 class Reader(Protocol):
-    """What the analysis queries need from a store (SqliteStore and PostgresStore provide it)."""
+    """What the analysis queries need from a store (SqliteStore and PostgresStore provide it).
+
+    SQL is written with ``?`` placeholders, as for ``Store.query``; each store adapts them to its driver.
+    """
 
     dialect: Dialect
 
@@ -137,7 +145,7 @@ _SOURCES = {
 }
 
 
-def _query(key: Frag | None, source: str, where: Frag, *, superseded: bool) -> Frag:
+def aggregate_query(key: Frag | None, source: str, where: Frag, *, superseded: bool) -> Frag:
     """One grouped aggregate over all attempts in scope, or (``superseded``) over the superseded ones only.
 
     ``CROSS JOIN`` fixes SQLite's join order (PostgreSQL plans it like any inner join): feedback, signals
@@ -145,17 +153,20 @@ def _query(key: Frag | None, source: str, where: Frag, *, superseded: bool) -> F
     superseded attempts drive it when only they are wanted.
     """
     head = key.wrap("SELECT ", " AS k, ") if key is not None else Frag("SELECT NULL AS k, ")
-    scope = f"r.id IN ({SUPERSEDED}) AND " if superseded else ""
     if source == "requests":
         if superseded:  # the rows themselves: their durations are needed to correct the percentiles
-            return head + Frag(f"1, r.cost_usd, r.duration_ms FROM requests r WHERE {scope}(") + where + Frag(")")
+            return head + Frag(f"1, r.cost_usd, r.duration_ms FROM {STALE_ROWS} AND (") + where + Frag(")")
         tail = " GROUP BY 1" if key is not None else ""
         body = Frag("COUNT(*), SUM(r.cost_usd), COUNT(r.duration_ms) FROM requests r WHERE (")
         return head + body + where + Frag(")" + tail)
     columns, table, joined, group = _SOURCES[source]
-    tables = f"requests r CROSS JOIN {table}" if superseded else f"{table} CROSS JOIN requests r"
+    rows = (
+        f"{STALE_ROWS.replace(' WHERE ', f' CROSS JOIN {table} WHERE ', 1)} AND"
+        if superseded
+        else (f"{table} CROSS JOIN requests r WHERE")
+    )
     grouping = f" GROUP BY 1{group}" if key is not None else f" GROUP BY {group[2:]}"
-    return head + Frag(f"{columns} FROM {tables} WHERE {scope}{joined} AND (") + where + Frag(")" + grouping)
+    return head + Frag(f"{columns} FROM {rows} {joined} AND (") + where + Frag(")" + grouping)
 
 
 def _fill(groups: dict[str | None, _Acc], source: str, rows: list[tuple[Any, ...]]) -> None:
@@ -176,14 +187,12 @@ def _fill(groups: dict[str | None, _Acc], source: str, rows: list[tuple[Any, ...
             acc.score_sums[row[1]] = (count + row[2], total + float(row[3]))
 
 
-async def group_stats(
-    reader: Reader, dim: Dimension | None, where: Frag
-) -> tuple[list[GroupStats], GroupStats]:
+async def group_stats(reader: Reader, dim: Dimension | None, where: Frag) -> tuple[list[GroupStats], GroupStats]:
     """Per-group statistics (sorted like ``analysis.stats.aggregate``) and the overall figures."""
     key = dim.key if dim is not None else None
     sources = ("requests", "ratings", "signals", "scores")
-    queries = [_query(key, source, where, superseded=flag) for flag in (False, True) for source in sources]
-    results = await asyncio.gather(*(reader.fetch(reader.dialect.render(q.sql), q.params) for q in queries))
+    queries = [aggregate_query(key, source, where, superseded=flag) for flag in (False, True) for source in sources]
+    results = await asyncio.gather(*(reader.fetch(q.sql, q.params) for q in queries))
     totals: dict[str | None, _Acc] = {}
     stale: dict[str | None, _Acc] = {}
     for source, rows in zip(sources, results[:4], strict=True):
@@ -275,11 +284,13 @@ async def _walk(reader: Reader, acc: _Acc, condition: Frag | None, where: Frag, 
         size = len(stale) + 3
         while True:
             query = base + Frag(") ORDER BY r.duration_ms LIMIT ? OFFSET ?", (size, lo))
-            window = [row[0] for row in await reader.fetch(reader.dialect.render(query.sql), query.params)]
+            window = [row[0] for row in await reader.fetch(query.sql, query.params)]
             complete = len(window) < size
             low = _kth(window, lo, complete, stale, lo)
             high = _kth(window, lo, complete, stale, lo + 1) if lo + 1 < acc.durations else None
             if low is not None and (high is not None or lo + 1 >= acc.durations):
+                return low, high
+            if complete:  # rows changed between the count and the walk: leave this percentile out
                 return low, high
             size *= 4  # many equal values at the window's edge: look further
 
@@ -299,7 +310,7 @@ async def _window(reader: Reader, dim: Dimension, where: Frag, groups: dict[str 
         f") b) w WHERE {near}",
     )
     values: dict[str | None, dict[int, float]] = {}
-    for k, rn, d in await reader.fetch(reader.dialect.render(query.sql), query.params):
+    for k, rn, d in await reader.fetch(query.sql, query.params):
         values.setdefault(k, {})[rn] = d
     for k, acc in groups.items():
         if acc.durations <= 0 or k not in values:

@@ -8,8 +8,8 @@ single writer task (``store/writer.py``), which applies a batch of them in one t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -78,6 +78,8 @@ class InsertRequest:
 
     values: tuple[Any, ...]
     derived_signals: tuple[str, ...] = ()
+    # The gateway minted the ID, so no earlier attempt exists: the store may skip looking for one.
+    fresh_id: bool = False
 
     @property
     def request_id(self) -> str:
@@ -153,7 +155,48 @@ class DropPending:
     request_ids: list[str]
 
 
-WriteOp = InsertRequest | PutFeedback | PutScores | PutProperty | PutCacheEntry | DropPending
+@dataclass(slots=True)
+class CreateDataset:
+    """A dataset: Helicone's list of request IDs, or (``filter_tree`` set) a snapshot of a filter's matches.
+
+    The tree is Helicone's filter JSON, compiled by each store in its own dialect (``store/datasets.py``).
+    """
+
+    dataset_id: str
+    name: str
+    origin: str  # "helicone" or "filter"
+    request_ids: list[str] = field(default_factory=list)
+    filter_tree: Any = None
+    meta_json: str | None = None
+    datetime_utc: str = field(default_factory=utc_text)
+
+
+@dataclass(slots=True)
+class MutateDataset:
+    dataset_id: str
+    add: list[str] = field(default_factory=list)
+    remove: list[str] = field(default_factory=list)
+    datetime_utc: str = field(default_factory=utc_text)
+
+
+@dataclass(slots=True)
+class DeleteDataset:
+    """Soft delete, as Helicone does: the dataset disappears from lists and reads; its rows stay."""
+
+    dataset_id: str
+    datetime_utc: str = field(default_factory=utc_text)
+
+
+@dataclass(slots=True)
+class RecordAlerts:
+    """Regressions whose webhook was sent: ``(fingerprint, dimension, key, metric, payload_json)`` each."""
+
+    alerts: list[tuple[str, str, str, str, str]]
+    datetime_utc: str = field(default_factory=utc_text)
+
+
+DatasetOp = CreateDataset | MutateDataset | DeleteDataset | RecordAlerts
+WriteOp = InsertRequest | PutFeedback | PutScores | PutProperty | PutCacheEntry | DropPending | DatasetOp
 
 
 class StoreUnreachable(Exception):

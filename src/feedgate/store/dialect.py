@@ -8,8 +8,11 @@ code above the store sees the same values from both.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
+
+from feedgate.store.base import PutFeedback, PutScores
 
 INSERT_EVENT = (
     "INSERT INTO feedback_events (target_type, target_id, kind, rating, signal, comment, user_id, "
@@ -32,6 +35,49 @@ UPSERT_PROPERTY = (
     "VALUES (?, ?, ?, ?) ON CONFLICT (request_id, key) DO UPDATE SET "
     "value = excluded.value, datetime_utc = excluded.datetime_utc"
 )
+
+
+def feedback_run(run: Sequence[PutFeedback | PutScores]) -> list[tuple[str, list[tuple[Any, ...]]]]:
+    """Ratings, signals and scores as a few ``executemany`` calls, however many there are.
+
+    Events and scores go in order, so the last write wins as if each op were applied alone; the
+    current-rating table only needs each target's last explicit rating, or its clearing.
+    """
+    events: list[tuple[Any, ...]] = []
+    current: dict[tuple[str, str], PutFeedback] = {}
+    scores: list[tuple[Any, ...]] = []
+    for op in run:
+        if isinstance(op, PutScores):
+            scores.extend(
+                (op.request_id, name, value, kind, op.datetime_utc) for name, (value, kind) in op.scores.items()
+            )
+            continue
+        rating = None if op.rating is None else int(op.rating)
+        events.append(
+            (
+                op.target_type,
+                op.target_id,
+                op.kind,
+                rating,
+                op.signal,
+                op.comment,
+                op.user_id,
+                op.metadata_json,
+                op.source,
+                op.datetime_utc,
+            )
+        )
+        if op.kind == "explicit":
+            current[(op.target_type, op.target_id)] = op
+    cleared = [key for key, op in current.items() if op.rating is None]
+    rated = [
+        (op.target_type, op.target_id, int(op.rating), op.comment, op.user_id, op.metadata_json, op.datetime_utc)
+        for op in current.values()
+        if op.rating is not None
+    ]
+    plan = [(INSERT_EVENT, events), (DELETE_FEEDBACK, cleared), (UPSERT_FEEDBACK, rated), (UPSERT_SCORE, scores)]
+    return [(sql, list(rows)) for sql, rows in plan if rows]
+
 
 # A quoted literal is skipped whole, so a '?' inside one is never taken for a placeholder.
 _PLACEHOLDER = re.compile(r"'(?:[^']|'')*'|\?")

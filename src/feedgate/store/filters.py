@@ -106,15 +106,15 @@ _SIGNAL = (
 def property_expr(dialect: Dialect, name: str) -> Frag:
     """A request's property ``name``: set after the fact (``request_properties``) or sent as a header."""
     check_property_name(name)
-    later = Frag("(SELECT rp.value FROM request_properties rp WHERE rp.request_id = r.request_id AND rp.key = ?)", (name,))
+    later = Frag(
+        "(SELECT rp.value FROM request_properties rp WHERE rp.request_id = r.request_id AND rp.key = ?)", (name,)
+    )
     return later.wrap("COALESCE(", ", ") + dialect.json_text("r.properties_json", name).wrap("", ")")
 
 
 def check_property_name(name: str) -> None:
     if not isinstance(name, str) or not PROPERTY_NAME.fullmatch(name):
-        raise FilterError(
-            f"invalid property name {str(name)[:64]!r}: use 1-128 letters, digits, '_', '-', '.' or ':'"
-        )
+        raise FilterError(f"invalid property name {str(name)[:64]!r}: use 1-128 letters, digits, '_', '-', '.' or ':'")
 
 
 def parse_time(value: Any, where: str) -> str:
@@ -124,7 +124,9 @@ def parse_time(value: Any, where: str) -> str:
     try:
         moment = datetime.fromisoformat(value.strip())
     except ValueError:
-        raise FilterError(f"{where}: {value[:64]!r} is not an ISO 8601 date or time (e.g. 2025-07-01T00:00:00Z)")
+        raise FilterError(
+            f"{where}: {value[:64]!r} is not an ISO 8601 date or time (e.g. 2025-07-01T00:00:00Z)"
+        ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return utc_text(moment)
@@ -165,7 +167,9 @@ class _Compiler:
         if tree == "all":
             return Frag("1 = 1")
         if not isinstance(tree, dict) or not tree:
-            raise FilterError('a filter is "all", a leaf {table: {column: {operator: value}}} or a left/operator/right node')
+            raise FilterError(
+                'a filter is "all", a leaf {table: {column: {operator: value}}} or a left/operator/right node'
+            )
         if "left" in tree or "right" in tree or "operator" in tree:
             if set(tree) != {"left", "operator", "right"}:
                 raise FilterError("a filter node has exactly the keys left, operator and right")
@@ -242,7 +246,9 @@ class _Compiler:
             raise FilterError(f"{where}: expected exactly one operator, as {{operator: value}}")
         op, value = next(iter(condition.items()))
         if op not in OPERATORS[kind]:
-            raise FilterError(f"{where}: operator {str(op)[:32]!r} is not allowed; use one of {', '.join(OPERATORS[kind])}")
+            raise FilterError(
+                f"{where}: operator {str(op)[:32]!r} is not allowed; use one of {', '.join(OPERATORS[kind])}"
+            )
         if value is None and op not in ("equals", "not-equals"):
             raise FilterError(f"{where}: null can only be compared with equals or not-equals")
         return op, _value(kind, value, where)
@@ -260,9 +266,10 @@ class _Compiler:
             return Frag(self.dialect.contains(expr), (value,))
         if op == "not-contains":
             return Frag(f"({expr} IS NULL OR NOT ({self.dialect.contains(expr)}))", (value,))
+        param = self.dialect.param(kind)
         if op == "not-equals":
-            return Frag(f"({expr} IS NULL OR {expr} <> ?)", (value,))
-        return Frag(f"{expr} {_COMPARE[op]} ?", (value,))
+            return Frag(f"({expr} IS NULL OR {expr} <> {param})", (value,))
+        return Frag(f"{expr} {_COMPARE[op]} {param}", (value,))
 
 
 def _single(tree: dict[str, Any], what: str, allowed: tuple[str, ...]) -> tuple[str, Any]:

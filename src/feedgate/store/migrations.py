@@ -75,34 +75,27 @@ _REQUESTS_COLUMNS = """
     body_bytes INTEGER NOT NULL DEFAULT 0
 """
 
+_REQUESTS = """
+CREATE TABLE requests (
+    id {pk},
+    {columns}
+);
+CREATE INDEX requests_request_id ON requests (request_id, attempt);
+CREATE INDEX requests_datetime_utc ON requests (datetime_utc);
+CREATE INDEX requests_model ON requests (model, datetime_utc);
+CREATE INDEX requests_user_id ON requests (user_id, datetime_utc) WHERE user_id IS NOT NULL;
+CREATE INDEX requests_session_id ON requests (session_id) WHERE session_id IS NOT NULL;
+CREATE INDEX requests_messages_fingerprint ON requests (messages_fingerprint)
+    WHERE user_id IS NOT NULL OR session_id IS NOT NULL;
+"""
+
 migration(
     "m001_requests",
-    sqlite=f"""
-CREATE TABLE requests (
-    id INTEGER PRIMARY KEY,
-    {_REQUESTS_COLUMNS.format(real="REAL", blob="BLOB")}
-);
-CREATE INDEX requests_request_id ON requests (request_id, attempt);
-CREATE INDEX requests_datetime_utc ON requests (datetime_utc);
-CREATE INDEX requests_model ON requests (model, datetime_utc);
-CREATE INDEX requests_user_id ON requests (user_id, datetime_utc) WHERE user_id IS NOT NULL;
-CREATE INDEX requests_session_id ON requests (session_id) WHERE session_id IS NOT NULL;
-CREATE INDEX requests_messages_fingerprint ON requests (messages_fingerprint)
-    WHERE user_id IS NOT NULL OR session_id IS NOT NULL;
-""",
-    postgres=f"""
-CREATE TABLE requests (
-    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    {_REQUESTS_COLUMNS.format(real="DOUBLE PRECISION", blob="BYTEA")}
-);
-CREATE INDEX requests_request_id ON requests (request_id, attempt);
-CREATE INDEX requests_datetime_utc ON requests (datetime_utc);
-CREATE INDEX requests_model ON requests (model, datetime_utc);
-CREATE INDEX requests_user_id ON requests (user_id, datetime_utc) WHERE user_id IS NOT NULL;
-CREATE INDEX requests_session_id ON requests (session_id) WHERE session_id IS NOT NULL;
-CREATE INDEX requests_messages_fingerprint ON requests (messages_fingerprint)
-    WHERE user_id IS NOT NULL OR session_id IS NOT NULL;
-""",
+    sqlite=_REQUESTS.format(pk="INTEGER PRIMARY KEY", columns=_REQUESTS_COLUMNS.format(real="REAL", blob="BLOB")),
+    postgres=_REQUESTS.format(
+        pk="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+        columns=_REQUESTS_COLUMNS.format(real="DOUBLE PRECISION", blob="BYTEA"),
+    ),
 )
 
 _FEEDBACK = """
@@ -157,7 +150,7 @@ migration(
 # Datasets (Helicone's helicone-dataset API and feedgate's filter snapshots), regression alerts already sent,
 # and the indexes the analysis queries need (store/analytics.py): covering indexes let stats by model scan
 # an index instead of the wide rows, and (group, duration_ms) indexes let percentiles walk to a rank.
-# Three indexes of m001 are replaced by wider ones that serve the same lookups; (messages_fingerprint,
+# Four indexes of m001 are replaced by wider ones that serve the same lookups; (messages_fingerprint,
 # datetime_utc) also keeps the writer's same-conversation lookup fast when a question is asked often.
 _ANALYSIS = """
 CREATE TABLE datasets (
@@ -189,10 +182,13 @@ CREATE INDEX requests_model_stats ON requests (model, datetime_utc, cost_usd, du
 CREATE INDEX requests_model_duration ON requests (model, duration_ms, datetime_utc);
 CREATE INDEX requests_duration ON requests (duration_ms, datetime_utc);
 DROP INDEX requests_request_id;
-CREATE INDEX requests_request_id_model ON requests (request_id, attempt, datetime_utc, model);
+CREATE INDEX requests_request_id_model ON requests (request_id, attempt, datetime_utc, model, cost_usd, duration_ms);
 CREATE INDEX requests_retried ON requests (request_id, attempt) WHERE attempt > 1;
 DROP INDEX requests_messages_fingerprint;
-CREATE INDEX requests_messages_fingerprint_time ON requests (messages_fingerprint, datetime_utc);
+CREATE INDEX requests_messages_fingerprint_time ON requests (messages_fingerprint, datetime_utc)
+    WHERE user_id IS NOT NULL OR session_id IS NOT NULL;
+DROP INDEX requests_datetime_utc;
+CREATE INDEX requests_time_ids ON requests (datetime_utc, request_id, messages_fingerprint);
 CREATE INDEX feedback_events_implicit ON feedback_events (kind, target_type, target_id, signal, rating);
 CREATE INDEX feedback_rating ON feedback (target_type, target_id, rating);
 """

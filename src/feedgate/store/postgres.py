@@ -18,7 +18,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -46,17 +46,10 @@ from feedgate.store.cache_sql import (
     cache_entry,
     cache_entry_params,
 )
-from feedgate.store.dialect import (
-    DELETE_FEEDBACK,
-    INSERT_EVENT,
-    UPSERT_FEEDBACK,
-    UPSERT_PROPERTY,
-    UPSERT_SCORE,
-    dollar_params,
-    plain_value,
-)
+from feedgate.store.dialect import INSERT_EVENT, UPSERT_PROPERTY, dollar_params, feedback_run, plain_value
 from feedgate.store.migrations import MIGRATIONS, statements
 from feedgate.store.pending_sql import drop_pending_statements
+from feedgate.store.sql import POSTGRES
 
 log = logging.getLogger("feedgate.store")
 if TYPE_CHECKING:  # asyncpg's classes are generic only in its stubs
@@ -117,7 +110,9 @@ class PostgresStore:
 
     @property
     def _server_settings(self) -> dict[str, str]:
-        settings = {"application_name": "feedgate"}
+        settings: dict[str, str] = {}
+        if "application_name" not in dict(parse_qsl(urlsplit(self.dsn).query)):  # the URL's own name wins
+            settings["application_name"] = "feedgate"
         if self.schema is not None:
             settings["search_path"] = f'"{self.schema}"'
         return settings
@@ -136,8 +131,12 @@ class PostgresStore:
             # writer forever (it retries on a fresh connection instead).
             "command_timeout": 60.0,
         }
-        self._write = await asyncpg.create_pool(self.dsn, min_size=1, max_size=1, **common)
-        self._read = await asyncpg.create_pool(self.dsn, min_size=self.pool_min, max_size=self.pool_max, **common)
+        try:
+            self._write = await asyncpg.create_pool(self.dsn, min_size=1, max_size=1, **common)
+            self._read = await asyncpg.create_pool(self.dsn, min_size=self.pool_min, max_size=self.pool_max, **common)
+        except (*_TRANSIENT, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            await self.close()
+            raise StoreUnreachable(f"cannot use the database at {mask_url(self.dsn)}: {_reason(exc)}") from None
 
     async def _first_connection(self) -> asyncpg.Connection[asyncpg.Record]:
         """Connect once, waiting up to ``connect_wait_s`` for a database that is not up yet."""
@@ -215,15 +214,15 @@ class PostgresStore:
             if inserts:
                 await self._insert(conn, inserts)
             # The other ops in batch order, as SqliteStore applies them: a clear after a rating wins.
+            run: list[PutFeedback | PutScores] = []
             for op in ops:
-                if isinstance(op, PutFeedback):
-                    await self._put_feedback(conn, op)
-                elif isinstance(op, PutScores):
-                    await conn.executemany(
-                        dollar_params(UPSERT_SCORE),
-                        [(op.request_id, n, v, t, op.datetime_utc) for n, (v, t) in op.scores.items()],
-                    )
-                elif isinstance(op, PutProperty):
+                if isinstance(op, PutFeedback | PutScores):
+                    run.append(op)
+                    continue
+                if run:
+                    await _feedback_run(conn, run)
+                    run = []
+                if isinstance(op, PutProperty):
                     await conn.execute(dollar_params(UPSERT_PROPERTY), op.request_id, op.key, op.value, op.datetime_utc)
                 elif isinstance(op, PutCacheEntry):
                     await conn.execute(dollar_params(DELETE_EXPIRED_CACHE), op.created_utc)
@@ -231,12 +230,17 @@ class PostgresStore:
                 elif isinstance(op, DropPending) and op.request_ids:
                     for statement in drop_pending_statements(len(op.request_ids)):
                         await conn.execute(dollar_params(statement), *op.request_ids)
+            if run:
+                await _feedback_run(conn, run)
 
     async def _insert(self, conn: Connection, inserts: list[InsertRequest]) -> None:
-        # Attempt numbers are MAX(attempt) + 1: an instance inserting the same request ID concurrently
-        # would compute the same number, so inserting batches take turns (per schema, until commit).
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"feedgate.requests.{self.schema}")
-        columns = [list(column) for column in zip(*(op.values for op in inserts), strict=True)]
+        if not all(op.fresh_id for op in inserts):
+            # Attempt numbers are MAX(attempt) + 1: an instance inserting the same request ID concurrently
+            # would compute the same number, so inserting batches take turns (per schema, until commit).
+            # IDs the gateway minted itself cannot be retried anywhere else, so batches of those skip it.
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"feedgate.requests.{self.schema}")
+        columns: list[list[Any]] = [list(column) for column in zip(*(op.values for op in inserts), strict=True)]
+        columns.append([op.fresh_id for op in inserts])
         await conn.execute(self._insert_requests, *columns)
         await self._derive_signals(conn, inserts)
 
@@ -274,24 +278,6 @@ class PostgresStore:
         if events:
             await conn.executemany(dollar_params(INSERT_EVENT), events)
 
-    async def _put_feedback(self, conn: Connection, op: PutFeedback) -> None:
-        await conn.execute(dollar_params(INSERT_EVENT), *_event(op))
-        if op.kind != "explicit":
-            return
-        if op.rating is None:
-            await conn.execute(dollar_params(DELETE_FEEDBACK), op.target_type, op.target_id)
-            return
-        await conn.execute(
-            dollar_params(UPSERT_FEEDBACK),
-            op.target_type,
-            op.target_id,
-            int(op.rating),
-            op.comment,
-            op.user_id,
-            op.metadata_json,
-            op.datetime_utc,
-        )
-
     async def request_attempts(self, request_id: str) -> list[dict[str, Any]]:
         rows = await self.reader.fetch("SELECT * FROM requests WHERE request_id = $1 ORDER BY attempt", request_id)
         return [dict(row) for row in rows]
@@ -311,26 +297,32 @@ class PostgresStore:
         rows = await self.reader.fetch(dollar_params(SELECT_CACHE_ENTRIES), key, now_utc)
         return [cache_entry(row) for row in rows]
 
+    # Analysis reads (store/analytics.py, exports) share the read pool: independent queries run concurrently.
+    dialect = POSTGRES
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows as tuples. SQL in either placeholder style: ``?`` is rewritten, ``$n`` passes unchanged."""
+        rows = await self.reader.fetch(dollar_params(sql), *params)
+        return [tuple(plain_value(value) for value in row.values()) for row in rows]
+
+    async def stream(
+        self, sql: str, params: Sequence[Any] = (), batch: int = 500
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Rows in batches from a server-side cursor, so an export of any size holds one batch in memory."""
+        async with self.reader.acquire() as conn, conn.transaction(readonly=True):
+            cursor = await conn.cursor(dollar_params(sql), *params)
+            while rows := await cursor.fetch(batch):
+                yield [{key: plain_value(value) for key, value in row.items()} for row in rows]
+
     async def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Run a read-only query written with ``?`` placeholders (as for SQLite) on the read pool."""
         rows = await self.reader.fetch(dollar_params(sql), *params)
         return [{key: plain_value(value) for key, value in row.items()} for row in rows]
 
 
-def _event(op: PutFeedback) -> tuple[Any, ...]:
-    rating = None if op.rating is None else int(op.rating)
-    return (
-        op.target_type,
-        op.target_id,
-        op.kind,
-        rating,
-        op.signal,
-        op.comment,
-        op.user_id,
-        op.metadata_json,
-        op.source,
-        op.datetime_utc,
-    )
+async def _feedback_run(conn: Connection, run: list[PutFeedback | PutScores]) -> None:
+    for sql, rows in feedback_run(run):
+        await conn.executemany(dollar_params(sql), rows)
 
 
 async def _insert_requests_sql(conn: asyncpg.Connection[asyncpg.Record]) -> str:
@@ -346,13 +338,16 @@ async def _insert_requests_sql(conn: asyncpg.Connection[asyncpg.Record]) -> str:
     names = ", ".join(REQUEST_COLUMNS)
     arrays = ", ".join(f"${n}::{types[name]}[]" for n, name in enumerate(REQUEST_COLUMNS, start=1))
     picked = ", ".join(f"u.{name}" for name in REQUEST_COLUMNS)
+    fresh = len(REQUEST_COLUMNS) + 1
     # row_number numbers repeats of one ID inside the batch; the lateral MAX continues from earlier batches.
+    # A fresh ID (minted by the gateway) is attempt 1 without a lookup: the one-time filter skips the scan.
     return (
         f"INSERT INTO requests (attempt, {names}) "
-        f"SELECT COALESCE(p.max_attempt, 0) + row_number() OVER (PARTITION BY u.request_id ORDER BY u.ord), "
-        f"{picked} FROM unnest({arrays}) WITH ORDINALITY AS u({names}, ord) "
+        "SELECT CASE WHEN u.fresh THEN 1 ELSE COALESCE(p.max_attempt, 0) "
+        f"+ row_number() OVER (PARTITION BY u.request_id ORDER BY u.ord) END, {picked} "
+        f"FROM unnest({arrays}, ${fresh}::boolean[]) WITH ORDINALITY AS u({names}, fresh, ord) "
         "LEFT JOIN LATERAL (SELECT MAX(r.attempt) AS max_attempt FROM requests r "
-        "WHERE r.request_id = u.request_id) p ON true ORDER BY u.ord"
+        "WHERE NOT u.fresh AND r.request_id = u.request_id) p ON true ORDER BY u.ord"
     )
 
 

@@ -1,8 +1,9 @@
 """The few places where SQLite and PostgreSQL read queries differ, so the analysis SQL is written once.
 
-Queries are written with ``?`` placeholders and these helpers; ``Dialect.render`` turns them into
-``$1, $2 ...`` for asyncpg (``dialect.dollar_params``). Everything else (``COALESCE``, ``CASE``, ``substr``, window functions,
-partial indexes, ``LIKE``) is spelled the same in both. Timestamps are ISO text in both stores, so
+Queries are written with ``?`` placeholders and these helpers; each store's ``query`` and ``fetch`` turn
+the placeholders into ``$1, $2 ...`` for asyncpg (``dialect.dollar_params``). Everything else
+(``COALESCE``, ``CASE``, ``substr``, window functions, partial indexes, ``LIKE``) is spelled the same in
+both. Timestamps are ISO text in both stores, so
 comparing, sorting and bucketing by day (``substr(datetime_utc, 1, 10)``) need no dialect help.
 """
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from feedgate.store.dialect import dollar_params
+
 
 @dataclass(frozen=True, slots=True)
 class Frag:
@@ -38,7 +40,7 @@ class Dialect:
     name: Literal["sqlite", "postgres"]
 
     def render(self, sql: str) -> str:
-        """``?`` -> ``$n`` for PostgreSQL (quoted literals are left alone)."""
+        """``?`` -> ``$n`` for PostgreSQL (the stores' ``query``/``fetch`` also accept ``?`` as is)."""
         return sql if self.name == "sqlite" else dollar_params(sql)
 
     def json_text(self, column: str, key: str) -> Frag:
@@ -68,6 +70,11 @@ class Dialect:
         if self.name == "sqlite":
             return f"date(substr({expr}, 1, 10), '-6 days', 'weekday 1')"
         return f"to_char(date_trunc('week', substr({expr}, 1, 10)::date), 'YYYY-MM-DD')"
+
+    def param(self, kind: str) -> str:
+        """A bound value compared with a column. PostgreSQL types ``$n`` after the column, and asyncpg then
+        truncates 200.5 to 200 for an INTEGER column; a number is compared as a float in both stores."""
+        return "CAST(? AS DOUBLE PRECISION)" if self.name == "postgres" and kind == "number" else "?"
 
     def real(self, expr: str) -> str:
         """``expr`` as a floating-point number (score values, averages)."""

@@ -33,11 +33,17 @@ from feedgate.store.cache_sql import (
     cache_entry,
     cache_entry_params,
 )
+from feedgate.store.datasets import DATASET_OPS, apply_dataset_op
+from feedgate.store.dialect import INSERT_EVENT, feedback_run
 from feedgate.store.migrations import MIGRATIONS, statements
 from feedgate.store.pending_sql import drop_pending_statements
 from feedgate.store.sql import SQLITE
-from feedgate.store.sqlite_reads import SqliteReaders
+from feedgate.store.sqlite_reads import SqliteExecutor, SqliteReaders
 
+_INSERT_FIRST_ATTEMPT = (
+    f"INSERT INTO requests (attempt, {', '.join(REQUEST_COLUMNS)}) "
+    f"VALUES (1, {', '.join('?' for _ in REQUEST_COLUMNS)})"
+)
 _INSERT_REQUEST = (
     f"INSERT INTO requests (attempt, {', '.join(REQUEST_COLUMNS)}) "
     f"SELECT COALESCE(MAX(attempt), 0) + 1, {', '.join('?' for _ in REQUEST_COLUMNS)} "
@@ -50,10 +56,6 @@ WHERE messages_fingerprint = ? AND request_id <> ? AND datetime_utc >= ? AND dat
   AND (user_id IS NOT NULL OR session_id IS NOT NULL)
 ORDER BY id DESC LIMIT 1
 """
-_INSERT_EVENT = (
-    "INSERT INTO feedback_events (target_type, target_id, kind, rating, signal, comment, user_id, "
-    "metadata_json, source, datetime_utc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
 _COL = {name: index for index, name in enumerate(REQUEST_COLUMNS)}
 
 
@@ -76,6 +78,9 @@ class SqliteStore:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._write = await self._connect()
+        # 8 KiB pages hold a typical logged exchange (2-3 KiB of bodies) with less overflow-page work:
+        # about a fifth less CPU per inserted row. It only takes effect on a new, empty database.
+        await self._write.execute("PRAGMA page_size=8192")
         await self._write.execute("PRAGMA journal_mode=WAL")
         await self._migrate(self._write)
         self._read = await self._connect()
@@ -137,20 +142,23 @@ class SqliteStore:
         try:
             inserts = [op for op in ops if isinstance(op, InsertRequest)]
             if inserts:
-                await conn.executemany(_INSERT_REQUEST, [(*op.values, op.request_id) for op in inserts])
+                fresh = [op.values for op in inserts if op.fresh_id]
+                if fresh:
+                    await conn.executemany(_INSERT_FIRST_ATTEMPT, fresh)
+                retried = [(*op.values, op.request_id) for op in inserts if not op.fresh_id]
+                if retried:
+                    await conn.executemany(_INSERT_REQUEST, retried)
                 await self._derive_signals(conn, inserts)
+            run: list[PutFeedback | PutScores] = []
             for op in ops:
-                if isinstance(op, PutFeedback):
-                    await self._put_feedback(conn, op)
-                elif isinstance(op, PutScores):
-                    await conn.executemany(
-                        "INSERT INTO scores (request_id, name, value, value_type, datetime_utc) "
-                        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (request_id, name) DO UPDATE SET "
-                        "value = excluded.value, value_type = excluded.value_type, "
-                        "datetime_utc = excluded.datetime_utc",
-                        [(op.request_id, n, v, t, op.datetime_utc) for n, (v, t) in op.scores.items()],
-                    )
-                elif isinstance(op, PutProperty):
+                if isinstance(op, PutFeedback | PutScores):
+                    run.append(op)
+                    continue
+                if run:
+                    for sql, rows in feedback_run(run):
+                        await conn.executemany(sql, rows)
+                    run = []
+                if isinstance(op, PutProperty):
                     await conn.execute(
                         "INSERT INTO request_properties (request_id, key, value, datetime_utc) "
                         "VALUES (?, ?, ?, ?) ON CONFLICT (request_id, key) DO UPDATE SET "
@@ -163,6 +171,11 @@ class SqliteStore:
                 elif isinstance(op, DropPending) and op.request_ids:
                     for statement in drop_pending_statements(len(op.request_ids)):
                         await conn.execute(statement, op.request_ids)
+                elif isinstance(op, DATASET_OPS):
+                    await apply_dataset_op(SqliteExecutor(conn), SQLITE, op)
+            if run:
+                for sql, rows in feedback_run(run):
+                    await conn.executemany(sql, rows)
         except BaseException:
             await conn.execute("ROLLBACK")
             raise
@@ -189,39 +202,7 @@ class SqliteStore:
             for row in rows:
                 events.append(("request", row[0], "implicit", 0, "regenerated", None, None, None, "feedgate", when))
         if events:
-            await conn.executemany(_INSERT_EVENT, events)
-
-    async def _put_feedback(self, conn: aiosqlite.Connection, op: PutFeedback) -> None:
-        rating = None if op.rating is None else int(op.rating)
-        await conn.execute(
-            _INSERT_EVENT,
-            (
-                op.target_type,
-                op.target_id,
-                op.kind,
-                rating,
-                op.signal,
-                op.comment,
-                op.user_id,
-                op.metadata_json,
-                op.source,
-                op.datetime_utc,
-            ),
-        )
-        if op.kind != "explicit":
-            return
-        if rating is None:
-            await conn.execute(
-                "DELETE FROM feedback WHERE target_type = ? AND target_id = ?", (op.target_type, op.target_id)
-            )
-            return
-        await conn.execute(
-            "INSERT INTO feedback (target_type, target_id, rating, comment, user_id, metadata_json, datetime_utc) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (target_type, target_id) DO UPDATE SET "
-            "rating = excluded.rating, comment = excluded.comment, user_id = excluded.user_id, "
-            "metadata_json = excluded.metadata_json, datetime_utc = excluded.datetime_utc",
-            (op.target_type, op.target_id, rating, op.comment, op.user_id, op.metadata_json, op.datetime_utc),
-        )
+            await conn.executemany(INSERT_EVENT, events)
 
     async def request_attempts(self, request_id: str) -> list[dict[str, Any]]:
         rows = await self.reader.execute_fetchall(
@@ -251,7 +232,7 @@ class SqliteStore:
         rows = await self.reader.execute_fetchall(SELECT_CACHE_ENTRIES, (key, now_utc))
         return [cache_entry(row) for row in rows]
 
-    # Analysis reads (store/analytics.py, store/exports.py) run on extra connections: see sqlite_reads.py.
+    # Analysis reads (store/analytics.py and friends) run on extra connections: see sqlite_reads.py.
     dialect = SQLITE
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:

@@ -3,7 +3,7 @@
 Why more than the store's one reader: the stats of a large store are several independent queries, and
 sqlite3 releases the GIL while a query runs, so on separate connections (each with its own aiosqlite
 thread) they run in parallel. WAL mode lets every reader see the last committed state without blocking
-the writer. An export streams from a connection of its own, so a long export never holds up the others.
+the writer.
 """
 
 from __future__ import annotations
@@ -51,7 +51,10 @@ class SqliteReaders:
         finally:
             self._idle.put_nowait(conn)
 
-    async def stream(self, sql: str, params: Sequence[Any] = (), batch: int = 500) -> AsyncIterator[list[dict[str, Any]]]:
+    async def stream(
+        self, sql: str, params: Sequence[Any] = (), batch: int = 500
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Rows in batches from a connection of its own, so a long read never holds up the others."""
         conn = await self._connect()
         conn.row_factory = sqlite3.Row
         try:
@@ -66,3 +69,16 @@ class SqliteReaders:
             await conn.close()
         self._all.clear()
         self._idle = asyncio.Queue()
+
+
+class SqliteExecutor:
+    """The writer connection seen through ``datasets.Executor`` (statements written with ``?``)."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self.conn = conn
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        await self.conn.execute(sql, params)
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        await self.conn.executemany(sql, rows)

@@ -62,11 +62,15 @@ class Writer:
         *,
         queue_size: int = 50_000,
         batch_max: int = 1000,
+        batch_wait_s: float = 0.0,
         retry_max_s: float = 5.0,
     ) -> None:
         self.store = store
         self.derive = derive
         self.batch_max = batch_max
+        self.batch_wait_s = batch_wait_s
+        # Set when a caller is waiting for its write: the writer stops gathering and writes at once.
+        self._urgent = asyncio.Event()
         self.retry_max_s = retry_max_s
         self.queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=queue_size)
         self.stats = WriterStats()
@@ -114,6 +118,7 @@ class Writer:
         """
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         await asyncio.wait_for(self.queue.put(_Submitted(op, done)), timeout)
+        self._urgent.set()
         await asyncio.wait_for(asyncio.shield(done), timeout)
 
     def start(self) -> None:
@@ -122,6 +127,7 @@ class Writer:
     async def stop(self, timeout: float = 60.0) -> None:
         """Write everything queued, then end. Records still unwritten after ``timeout`` are counted."""
         self._stopping = True
+        self._urgent.set()
         self.queue.put_nowait(None) if not self.queue.full() else None
         if self._task is not None:
             try:
@@ -134,6 +140,8 @@ class Writer:
     async def _run(self) -> None:
         while True:
             first = await self.queue.get()
+            if self.batch_wait_s > 0 and first is not None and not isinstance(first, _Submitted):
+                await self._gather_more()
             batch = [first] if first is not None else []
             while len(batch) < self.batch_max:
                 try:
@@ -146,6 +154,18 @@ class Writer:
                 await self._write(batch)
             if self._stopping and self.queue.empty():
                 return
+
+    async def _gather_more(self) -> None:
+        """Let log rows accumulate for a moment: every transaction has a fixed cost, so fewer and larger
+        batches cost less CPU per row. A waiting caller (feedback) or a full batch ends the wait."""
+        if self._stopping or self._urgent.is_set() or self.queue.qsize() >= self.batch_max:
+            self._urgent.clear()
+            return
+        try:
+            await asyncio.wait_for(self._urgent.wait(), self.batch_wait_s)
+        except TimeoutError:
+            pass
+        self._urgent.clear()
 
     async def _write(self, batch: list[Any]) -> None:
         # Each group is applied whole or not at all: one exchange's row, or one submitted set of ops.

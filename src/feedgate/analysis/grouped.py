@@ -1,0 +1,110 @@
+"""The insight and regression tests on per-group counts instead of rows.
+
+Why: at a million requests the store counts in SQL and hands over a few numbers per group; these
+functions then apply exactly the tests of ``insights.find_poor_groups`` and
+``regressions.find_regressions`` (the tests check that both routes agree). Pure: counts in, results out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from feedgate.analysis.insights import Insight
+
+# _check_group is find_regressions' own per-group test, reused so both routes apply one definition.
+from feedgate.analysis.regressions import DEFAULT_NEGATIVE_SIGNALS, Regression, _check_group, _Window
+from feedgate.analysis.stats import two_proportion_z_one_sided, wilson_interval
+
+__all__ = ["Rated", "WindowCounts", "poor_groups", "regressions"]
+
+
+@dataclass(slots=True)
+class Rated:
+    """Explicit ratings of one group."""
+
+    positive: int = 0
+    negative: int = 0
+
+    @property
+    def rated(self) -> int:
+        return self.positive + self.negative
+
+
+@dataclass(slots=True)
+class WindowCounts:
+    """One group in one window: requests, explicit ratings, and requests carrying each negative signal."""
+
+    requests: int = 0
+    rated: int = 0
+    positive: int = 0
+    signal_requests: dict[str, int] = field(default_factory=dict)
+
+    def window(self) -> _Window:
+        out = _Window()
+        out.requests, out.rated, out.positive = self.requests, self.rated, self.positive
+        out.signal_requests = dict(self.signal_requests)
+        return out
+
+
+def poor_groups(
+    groups: Mapping[str, Mapping[str | None, Rated]],
+    total: Rated,
+    min_ratings: int = 10,
+    alpha: float = 0.05,
+) -> list[Insight]:
+    """``find_poor_groups`` on counts: ``groups[dimension][key]`` are a group's ratings, ``total`` all of them.
+
+    Keys that are ``None`` form no group (they still count in "the rest"). Examples are left empty for the
+    caller to fill.
+    """
+    if total.rated == 0:
+        return []
+    overall_rate = total.negative / total.rated
+    found: list[Insight] = []
+    for dimension, by_key in groups.items():
+        for key, counts in by_key.items():
+            rated, negative = counts.rated, counts.negative
+            rest_rated = total.rated - rated
+            if key is None or rated < min_ratings or rest_rated < max(1, min_ratings):
+                continue
+            rest_negative = total.negative - negative
+            _z, p_value = two_proportion_z_one_sided(negative, rated, rest_negative, rest_rated, "greater")
+            rate = negative / rated
+            gap = rate - rest_negative / rest_rated
+            if not (p_value < alpha and gap > 0):
+                continue
+            low, high = wilson_interval(negative, rated)
+            assert low is not None and high is not None  # rated >= 1 here
+            found.append(
+                Insight(
+                    dimension=dimension,
+                    key=key,
+                    rated=rated,
+                    negative=negative,
+                    negative_rate=rate,
+                    overall_negative_rate=overall_rate,
+                    gap=gap,
+                    p_value=p_value,
+                    negative_rate_low=low,
+                    negative_rate_high=high,
+                )
+            )
+    found.sort(key=lambda i: (i.p_value, -i.gap, i.dimension, i.key))
+    return found
+
+
+def regressions(
+    windows: Mapping[str, Mapping[str, tuple[WindowCounts, WindowCounts]]],
+    min_ratings: int = 20,
+    alpha: float = 0.05,
+    signals_negative: Iterable[str] = DEFAULT_NEGATIVE_SIGNALS,
+) -> list[Regression]:
+    """``find_regressions`` on counts: ``windows[dimension][key] = (baseline, recent)``."""
+    tracked = frozenset(signals_negative)
+    found: list[Regression] = []
+    for dimension, by_key in windows.items():
+        for key, (base, recent) in by_key.items():
+            found.extend(_check_group(dimension, key, base.window(), recent.window(), min_ratings, alpha, tracked))
+    found.sort(key=lambda r: (r.p_value, -abs(r.delta), r.dimension, r.key, r.metric))
+    return found

@@ -1,0 +1,297 @@
+"""Datasets: Helicone's ``/v1/helicone-dataset`` API, feedgate's filter snapshots, and streamed exports.
+
+* ``POST /v1/helicone-dataset`` ``{"datasetName", "requestIds", "meta"?}`` -> ``{"datasetId"}``; then
+  ``.../{id}/mutate`` (``addRequests``/``removeRequests``), ``.../{id}/query`` (``offset``/``limit``),
+  ``.../{id}/count``, ``.../{id}/delete`` and ``POST /v1/helicone-dataset/query`` (``datasetIds``?).
+* ``POST /v1/datasets`` ``{"name", "filter"?: <Helicone filter tree>, "rating"?, "model"?, "user"?,
+  "session"?, "path"?, "prompt"?, "since"?, "until"?, "properties"?: {..}, "min_scores"?: {..}}``
+  snapshots the requests matching now; ``GET /v1/datasets`` and ``GET /v1/datasets/{id}`` read them back.
+* ``GET /v1/datasets/{id}/export?format=...`` and ``GET /v1/export?format=...&<filters>`` stream JSONL
+  (``split=0.9&seed=N&part=train|validation`` for one side of a train/validation split).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, TypeVar
+
+import orjson
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from feedgate.api.results import json_body, ok
+from feedgate.errors import BadRequest, NotFound, StoreUnavailable
+from feedgate.exporting import Export, Spool, check_format, check_split
+from feedgate.keys import STORE, WRITER
+from feedgate.proxy.request_id import check_id
+from feedgate.reports import AnalysisStore, analysis_store, require_properties
+from feedgate.selection import integer, number, parse_selection, single
+from feedgate.store.base import CreateDataset, DeleteDataset, MutateDataset, WriteOp
+from feedgate.store.datasets import dataset_items, list_datasets
+from feedgate.store.exports import dataset_scope
+from feedgate.store.filters import and_all, compile_filter
+from feedgate.store.sql import Frag
+
+MAX_IDS = 10_000
+B = TypeVar("B", bound=BaseModel)
+_FLUSH_BYTES = 1 << 16
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class HeliconeDatasetIn(_Body):
+    datasetName: str = Field(min_length=1, max_length=200)  # noqa: N815 (Helicone's names)
+    requestIds: list[str] = Field(default_factory=list, max_length=MAX_IDS)  # noqa: N815
+    meta: dict[str, Any] | None = None
+
+
+class MutateIn(_Body):
+    addRequests: list[str] = Field(default_factory=list, max_length=MAX_IDS)  # noqa: N815
+    removeRequests: list[str] = Field(default_factory=list, max_length=MAX_IDS)  # noqa: N815
+
+
+class PageIn(_Body):
+    offset: int = Field(0, ge=0, le=10_000_000)
+    limit: int = Field(100, ge=1, le=1000)
+
+
+class ListIn(_Body):
+    datasetIds: list[str] | None = Field(None, max_length=1000)  # noqa: N815
+
+
+class DatasetIn(_Body):
+    name: str = Field(min_length=1, max_length=200)
+    filter: Any = "all"
+    rating: str | None = None
+    model: str | None = None
+    user: str | None = None
+    session: str | None = None
+    path: str | None = None
+    prompt: str | None = None
+    since: str | None = None
+    until: str | None = None
+    properties: dict[str, str] = Field(default_factory=dict)
+    min_scores: dict[str, float] = Field(default_factory=dict)
+
+    def pairs(self) -> list[tuple[str, str]]:
+        simple = ("rating", "model", "user", "session", "path", "prompt", "since", "until")
+        out = [(name, value) for name in simple if (value := getattr(self, name)) is not None]
+        out += [(f"property.{k}", v) for k, v in self.properties.items()]
+        return out + [(f"min_score.{k}", repr(v)) for k, v in self.min_scores.items()]
+
+
+def _parse(model: type[B], raw: Any) -> B:
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "body"
+        raise BadRequest(f"{where}: {first['msg']}") from None
+
+
+async def _optional_body(request: web.Request) -> Any:
+    """Helicone's clients send these bodies or not; an empty one means the defaults."""
+    return await json_body(request) if (await request.read()).strip() else {}
+
+
+async def _commit(request: web.Request, op: WriteOp) -> None:
+    try:
+        await request.app[WRITER].submit(op, timeout=60.0)
+    except TimeoutError:
+        raise StoreUnavailable("the store did not confirm the write in time; retry later") from None
+
+
+async def _existing(store: AnalysisStore, ids: list[str]) -> list[str]:
+    """The IDs, checked and deduplicated; a 404 naming a few that were never logged."""
+    ids = list(dict.fromkeys(check_id(rid) for rid in ids))
+    found = await request_ids_found(store, ids)
+    missing = [rid for rid in ids if rid not in found]
+    if missing:
+        raise NotFound(f"no logged request with ID {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
+    return ids
+
+
+async def request_ids_found(store: AnalysisStore, ids: list[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(ids), 500):
+        part = ids[start : start + 500]
+        rows = await store.query(
+            f"SELECT DISTINCT request_id FROM requests WHERE request_id IN ({', '.join('?' for _ in part)})", part
+        )
+        found.update(row["request_id"] for row in rows)
+    return found
+
+
+async def _dataset(store: AnalysisStore, dataset_id: str) -> dict[str, Any]:
+    rows = await list_datasets(store, [dataset_id])
+    if not rows:
+        raise NotFound(f"no dataset with ID {dataset_id[:80]}")
+    return _shape(rows[0])
+
+
+def _shape(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "created_at": row["created_utc"],
+        "meta": orjson.loads(row["meta_json"]) if row["meta_json"] else None,
+        "organization": None,
+        "dataset_type": "helicone" if row["origin"] == "helicone" else "feedgate-filter",
+        "filter": orjson.loads(row["filter_json"]) if row["filter_json"] else None,
+        "requests_count": row["requests_count"],
+    }
+
+
+async def create_helicone(request: web.Request) -> web.Response:
+    body = _parse(HeliconeDatasetIn, await json_body(request))
+    store = analysis_store(request.app[STORE])
+    ids = await _existing(store, body.requestIds)
+    dataset_id = str(uuid.uuid4())
+    meta = None if body.meta is None else orjson.dumps(body.meta).decode()
+    await _commit(request, CreateDataset(dataset_id, body.datasetName, "helicone", ids, meta_json=meta))
+    return ok({"datasetId": dataset_id})
+
+
+async def query_helicone(request: web.Request) -> web.Response:
+    body = _parse(ListIn, await _optional_body(request))
+    rows = await list_datasets(analysis_store(request.app[STORE]), body.datasetIds)
+    return ok([_shape(row) for row in rows])
+
+
+async def mutate(request: web.Request) -> web.Response:
+    body = _parse(MutateIn, await json_body(request))
+    store = analysis_store(request.app[STORE])
+    dataset = await _dataset(store, request.match_info["dataset_id"])
+    add = await _existing(store, body.addRequests)
+    remove = [check_id(rid) for rid in body.removeRequests]
+    await _commit(request, MutateDataset(dataset["id"], add, remove))
+    return ok(None)
+
+
+async def items(request: web.Request) -> web.Response:
+    page = _parse(PageIn, await _optional_body(request))
+    store = analysis_store(request.app[STORE])
+    dataset = await _dataset(store, request.match_info["dataset_id"])
+    rows = await dataset_items(store, dataset["id"], page.offset, page.limit)
+    return ok(
+        [
+            {
+                "id": row["id"],
+                "origin_request_id": row["request_id"],
+                "dataset_id": row["dataset_id"],
+                "created_at": row["created_utc"],
+                # Helicone signs an S3 URL to the stored bodies; here the bodies are one GET away.
+                "signed_url": f"/v1/request/{row['request_id']}",
+            }
+            for row in rows
+        ]
+    )
+
+
+async def count(request: web.Request) -> web.Response:
+    dataset = await _dataset(analysis_store(request.app[STORE]), request.match_info["dataset_id"])
+    return ok(dataset["requests_count"])
+
+
+async def delete(request: web.Request) -> web.Response:
+    dataset = await _dataset(analysis_store(request.app[STORE]), request.match_info["dataset_id"])
+    await _commit(request, DeleteDataset(dataset["id"]))
+    return ok(None)
+
+
+async def create_snapshot(request: web.Request) -> web.Response:
+    body = _parse(DatasetIn, await json_body(request))
+    store = analysis_store(request.app[STORE])
+    selection, _rest = parse_selection(body.pairs())
+    tree = and_all([leaf for leaf in (body.filter, selection.tree()) if leaf != "all"])
+    compiled = compile_filter(tree, store.dialect)  # a bad filter is a 400 here, not an error in the writer
+    await require_properties(store, compiled.properties)
+    dataset_id = str(uuid.uuid4())
+    await _commit(request, CreateDataset(dataset_id, body.name, "filter", filter_tree=tree))
+    return ok({"datasetId": dataset_id, **await _dataset(store, dataset_id)}, status=201)
+
+
+async def list_all(request: web.Request) -> web.Response:
+    return ok([_shape(row) for row in await list_datasets(analysis_store(request.app[STORE]))])
+
+
+async def get_one(request: web.Request) -> web.Response:
+    return ok(await _dataset(analysis_store(request.app[STORE]), request.match_info["dataset_id"]))
+
+
+async def export_dataset(request: web.Request) -> web.StreamResponse:
+    store = analysis_store(request.app[STORE])
+    dataset = await _dataset(store, request.match_info["dataset_id"])
+    pairs = [(k, v) for k, v in request.query.items()]
+    _selection, rest = parse_selection(pairs, extra=("format", "split", "seed", "part"))
+    return await _stream(request, store, dataset_scope(dataset["id"]), rest, dataset["name"])
+
+
+async def export_filter(request: web.Request) -> web.StreamResponse:
+    store = analysis_store(request.app[STORE])
+    selection, rest = parse_selection(request.query.items(), extra=("format", "split", "seed", "part"))
+    compiled = compile_filter(selection.tree(), store.dialect)
+    await require_properties(store, compiled.properties)
+    return await _stream(request, store, compiled.where, rest, "export")
+
+
+async def _stream(
+    request: web.Request, store: AnalysisStore, where: Frag, rest: dict[str, list[str]], name: str
+) -> web.StreamResponse:
+    fmt = check_format(single(rest, "format"))
+    raw_split = single(rest, "split")
+    fraction = None if raw_split is None else check_split(number(raw_split, "split"))
+    seed = integer(rest, "seed", 0, -(2**63), 2**63 - 1)
+    part = single(rest, "part", "train")
+    if part not in ("train", "validation"):
+        raise BadRequest(f"part must be train or validation, not {str(part)[:32]!r}")
+    export = Export(store, where, fmt)
+    total = await export.plan()
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "application/x-ndjson",
+            "Content-Disposition": f'attachment; filename="{_safe(name)}.{fmt}.jsonl"',
+            "Feedgate-Export-Rows": str(total),
+        }
+    )
+    if fraction is None:
+        await response.prepare(request)
+        buffer = bytearray()
+        async for line in export.lines():
+            buffer += line
+            if len(buffer) >= _FLUSH_BYTES:
+                await response.write(bytes(buffer))
+                buffer.clear()
+        await response.write(bytes(buffer))
+    else:
+        spool = Spool()
+        try:
+            await spool.fill(export.lines())
+            train, validation = spool.parts(fraction, seed)
+            await response.prepare(request)
+            for line in spool.read(train if part == "train" else validation):
+                await response.write(line)
+        finally:
+            spool.close()
+    await response.write_eof()
+    return response
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:80] or "dataset"
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    router.add_post("/v1/helicone-dataset", create_helicone)
+    router.add_post("/v1/helicone-dataset/query", query_helicone)
+    router.add_post("/v1/helicone-dataset/{dataset_id}/mutate", mutate)
+    router.add_post("/v1/helicone-dataset/{dataset_id}/query", items)
+    router.add_post("/v1/helicone-dataset/{dataset_id}/count", count)
+    router.add_post("/v1/helicone-dataset/{dataset_id}/delete", delete)
+    router.add_post("/v1/datasets", create_snapshot)
+    router.add_get("/v1/datasets", list_all)
+    router.add_get("/v1/datasets/{dataset_id}", get_one)
+    router.add_get("/v1/datasets/{dataset_id}/export", export_dataset)
+    router.add_get("/v1/export", export_filter)

@@ -1,0 +1,24 @@
+"""Helicone's request query API: ``POST /v1/request/query`` and ``POST /v1/request/count/query``."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from feedgate.api.results import json_body, ok
+from feedgate.keys import STORE
+from feedgate.reports import analysis_store, count_requests, query_body, query_requests
+
+
+async def post_query(request: web.Request) -> web.Response:
+    body = query_body(await json_body(request))
+    return ok(await query_requests(analysis_store(request.app[STORE]), body))
+
+
+async def post_count(request: web.Request) -> web.Response:
+    body = query_body(await json_body(request))
+    return ok(await count_requests(analysis_store(request.app[STORE]), body))
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    router.add_post("/v1/request/query", post_query)
+    router.add_post("/v1/request/count/query", post_count)
