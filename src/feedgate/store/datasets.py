@@ -34,8 +34,7 @@ class Executor(Protocol):
 
 
 class AsyncpgExecutor:
-    """An asyncpg connection seen through ``Executor``, for ``PostgresStore.apply``:
-    ``elif isinstance(op, DATASET_OPS): await apply_dataset_op(AsyncpgExecutor(conn), POSTGRES, op)``."""
+    """An asyncpg connection seen through ``Executor``, for ``PostgresStore.apply``."""
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn

@@ -46,6 +46,7 @@ from feedgate.store.cache_sql import (
     cache_entry,
     cache_entry_params,
 )
+from feedgate.store.datasets import DATASET_OPS, AsyncpgExecutor, apply_dataset_op
 from feedgate.store.dialect import INSERT_EVENT, UPSERT_PROPERTY, dollar_params, feedback_run, plain_value
 from feedgate.store.migrations import MIGRATIONS, statements
 from feedgate.store.pending_sql import drop_pending_statements
@@ -230,6 +231,8 @@ class PostgresStore:
                 elif isinstance(op, DropPending) and op.request_ids:
                     for statement in drop_pending_statements(len(op.request_ids)):
                         await conn.execute(dollar_params(statement), *op.request_ids)
+                elif isinstance(op, DATASET_OPS):
+                    await apply_dataset_op(AsyncpgExecutor(conn), POSTGRES, op)
             if run:
                 await _feedback_run(conn, run)
 
