@@ -29,27 +29,19 @@ from feedgate.config import mask_url
 from feedgate.store.base import (
     REQUEST_COLUMNS,
     CacheEntry,
-    DropPending,
     InsertRequest,
-    PutCacheEntry,
-    PutFeedback,
-    PutProperty,
-    PutScores,
     StoreUnreachable,
     WriteOp,
     utc_text,
 )
 from feedgate.store.cache_sql import (
-    DELETE_EXPIRED_CACHE,
     SELECT_CACHE_ENTRIES,
-    UPSERT_CACHE_ENTRY,
     cache_entry,
-    cache_entry_params,
 )
-from feedgate.store.datasets import DATASET_OPS, AsyncpgExecutor, apply_dataset_op
-from feedgate.store.dialect import INSERT_EVENT, UPSERT_PROPERTY, dollar_params, feedback_run, plain_value
+from feedgate.store.datasets import AsyncpgExecutor
+from feedgate.store.dialect import INSERT_EVENT, dollar_params, plain_value
 from feedgate.store.migrations import MIGRATIONS, statements
-from feedgate.store.pending_sql import drop_pending_statements
+from feedgate.store.ops import apply_other_ops
 from feedgate.store.sql import POSTGRES
 
 log = logging.getLogger("feedgate.store")
@@ -214,27 +206,7 @@ class PostgresStore:
             inserts = [op for op in ops if isinstance(op, InsertRequest)]
             if inserts:
                 await self._insert(conn, inserts)
-            # The other ops in batch order, as SqliteStore applies them: a clear after a rating wins.
-            run: list[PutFeedback | PutScores] = []
-            for op in ops:
-                if isinstance(op, PutFeedback | PutScores):
-                    run.append(op)
-                    continue
-                if run:
-                    await _feedback_run(conn, run)
-                    run = []
-                if isinstance(op, PutProperty):
-                    await conn.execute(dollar_params(UPSERT_PROPERTY), op.request_id, op.key, op.value, op.datetime_utc)
-                elif isinstance(op, PutCacheEntry):
-                    await conn.execute(dollar_params(DELETE_EXPIRED_CACHE), op.created_utc)
-                    await conn.execute(dollar_params(UPSERT_CACHE_ENTRY), *cache_entry_params(op))
-                elif isinstance(op, DropPending) and op.request_ids:
-                    for statement in drop_pending_statements(len(op.request_ids)):
-                        await conn.execute(dollar_params(statement), *op.request_ids)
-                elif isinstance(op, DATASET_OPS):
-                    await apply_dataset_op(AsyncpgExecutor(conn), POSTGRES, op)
-            if run:
-                await _feedback_run(conn, run)
+            await apply_other_ops(AsyncpgExecutor(conn), POSTGRES, ops)
 
     async def _insert(self, conn: Connection, inserts: list[InsertRequest]) -> None:
         if not all(op.fresh_id for op in inserts):
@@ -321,11 +293,6 @@ class PostgresStore:
         """Run a read-only query written with ``?`` placeholders (as for SQLite) on the read pool."""
         rows = await self.reader.fetch(dollar_params(sql), *params)
         return [{key: plain_value(value) for key, value in row.items()} for row in rows]
-
-
-async def _feedback_run(conn: Connection, run: list[PutFeedback | PutScores]) -> None:
-    for sql, rows in feedback_run(run):
-        await conn.executemany(dollar_params(sql), rows)
 
 
 async def _insert_requests_sql(conn: asyncpg.Connection[asyncpg.Record]) -> str:

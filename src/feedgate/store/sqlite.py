@@ -17,26 +17,17 @@ import aiosqlite
 from feedgate.store.base import (
     REQUEST_COLUMNS,
     CacheEntry,
-    DropPending,
     InsertRequest,
-    PutCacheEntry,
-    PutFeedback,
-    PutProperty,
-    PutScores,
     WriteOp,
     utc_text,
 )
 from feedgate.store.cache_sql import (
-    DELETE_EXPIRED_CACHE,
     SELECT_CACHE_ENTRIES,
-    UPSERT_CACHE_ENTRY,
     cache_entry,
-    cache_entry_params,
 )
-from feedgate.store.datasets import DATASET_OPS, apply_dataset_op
-from feedgate.store.dialect import INSERT_EVENT, feedback_run
+from feedgate.store.dialect import INSERT_EVENT
 from feedgate.store.migrations import MIGRATIONS, statements
-from feedgate.store.pending_sql import drop_pending_statements
+from feedgate.store.ops import apply_other_ops
 from feedgate.store.sql import SQLITE
 from feedgate.store.sqlite_reads import SqliteExecutor, SqliteReaders
 
@@ -149,33 +140,7 @@ class SqliteStore:
                 if retried:
                     await conn.executemany(_INSERT_REQUEST, retried)
                 await self._derive_signals(conn, inserts)
-            run: list[PutFeedback | PutScores] = []
-            for op in ops:
-                if isinstance(op, PutFeedback | PutScores):
-                    run.append(op)
-                    continue
-                if run:
-                    for sql, rows in feedback_run(run):
-                        await conn.executemany(sql, rows)
-                    run = []
-                if isinstance(op, PutProperty):
-                    await conn.execute(
-                        "INSERT INTO request_properties (request_id, key, value, datetime_utc) "
-                        "VALUES (?, ?, ?, ?) ON CONFLICT (request_id, key) DO UPDATE SET "
-                        "value = excluded.value, datetime_utc = excluded.datetime_utc",
-                        (op.request_id, op.key, op.value, op.datetime_utc),
-                    )
-                elif isinstance(op, PutCacheEntry):
-                    await conn.execute(DELETE_EXPIRED_CACHE, (op.created_utc,))
-                    await conn.execute(UPSERT_CACHE_ENTRY, cache_entry_params(op))
-                elif isinstance(op, DropPending) and op.request_ids:
-                    for statement in drop_pending_statements(len(op.request_ids)):
-                        await conn.execute(statement, op.request_ids)
-                elif isinstance(op, DATASET_OPS):
-                    await apply_dataset_op(SqliteExecutor(conn), SQLITE, op)
-            if run:
-                for sql, rows in feedback_run(run):
-                    await conn.executemany(sql, rows)
+            await apply_other_ops(SqliteExecutor(conn), SQLITE, ops)
         except BaseException:
             await conn.execute("ROLLBACK")
             raise
