@@ -124,6 +124,18 @@ async def test_secrets_never_reach_the_database_file(gateway: Gateway, fake: Fak
         assert secret.encode() not in stored
 
 
+async def test_key_in_the_query_string_is_not_stored(gateway: Gateway, fake: FakeUpstream) -> None:
+    api = openai.AsyncOpenAI(base_url=gateway.v1, api_key="sk", max_retries=0)
+    raw = await api.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini",
+        messages=MESSAGES,  # type: ignore[arg-type]
+        extra_query={"key": "AIzaSECRETQUERYKEY", "api-version": "2024-10-21"},
+    )
+    row = await gateway.row(raw.headers["helicone-id"])
+    assert fake.last.query["key"] == "AIzaSECRETQUERYKEY"  # forwarded as sent
+    assert "AIzaSECRETQUERYKEY" not in row["query"] and "api-version=2024-10-21" in row["query"]
+
+
 def _exists(path: str) -> bool:
     import os
 

@@ -111,12 +111,13 @@ def create_app(settings: Settings) -> web.Application:
     app[REQUEST_IDS] = RequestIds()
     app[RATE_LIMITER] = RateLimiter()
     app[ACCESS_LINES] = AccessLines(logging.getLogger("feedgate.access"))
-    app.cleanup_ctx.append(_access_log_ctx)
     # Shared state first: if Redis is unreachable the gateway stops before it opened (and would leak) the store.
     app.cleanup_ctx.append(shared_state_ctx)
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(sweeper_ctx)
     app.cleanup_ctx.append(_http_ctx)
+    # Last in, so first out at shutdown: the final access lines are written before the closing messages.
+    app.cleanup_ctx.append(_access_log_ctx)
     app.on_response_prepare.append(stamp_request_id)
 
     router = app.router

@@ -8,6 +8,7 @@ import gc
 import importlib
 import ipaddress
 import logging
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -119,7 +120,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             shutdown_timeout=settings.server.shutdown_grace_s,
             access_log=logging.getLogger("feedgate.access") if settings.server.access_log else None,
             access_log_class=AccessLogger,
-            print=lambda message: log.info("feedgate %s", message.strip("= \n").lower()),
+            print=lambda message: log.info("listening on %s (Ctrl+C or SIGTERM to stop)", _url_in(message)),
             loop=loop,
             backlog=1024,
         )
@@ -128,6 +129,12 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         print(f"feedgate: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
     return 0
+
+
+def _url_in(message: str) -> str:
+    """The address in aiohttp's start-up banner, without the banner."""
+    found = re.search(r"https?://\S+", message)
+    return found.group(0) if found else message.strip()
 
 
 def _tune_gc() -> None:

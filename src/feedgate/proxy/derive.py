@@ -15,7 +15,7 @@ import orjson
 from feedgate.pricing import PriceTable, openai_uncached
 from feedgate.proxy.assemble import Assembled, Usage, assemble_json, assemble_sse, request_facts
 from feedgate.proxy.exchange import Exchange
-from feedgate.proxy.headers import helicone_meta, redacted
+from feedgate.proxy.headers import helicone_meta, redacted, redacted_query
 from feedgate.store.base import InsertRequest, utc_text
 
 # Property set on a row whose usage is known but whose model is not in the price table (cost_usd is null).
@@ -114,7 +114,7 @@ def derive_row(exchange: Exchange, prices: PriceTable) -> InsertRequest:
         exchange.provider,
         exchange.method,
         exchange.path,
-        exchange.query or None,
+        redacted_query(exchange.query) or None,
         exchange.target_url,
         model,
         int(exchange.is_stream),

@@ -69,6 +69,20 @@ def redacted(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
     return out
 
 
+_SECRET_PARAMS = frozenset({"key", "api_key", "api-key", "apikey", "access_token", "token", "sig", "signature"})
+
+
+def redacted_query(query: str) -> str:
+    """A query string safe to store: values of key-like parameters (Gemini's ``?key=``) replaced."""
+    if not query or "=" not in query:
+        return query
+    parts = []
+    for part in query.split("&"):
+        name, sep, _ = part.partition("=")
+        parts.append(f"{name}={REDACTED}" if sep and name.lower() in _SECRET_PARAMS else part)
+    return "&".join(parts)
+
+
 @dataclass(slots=True)
 class HeliconeMeta:
     """What a request's ``Helicone-*`` headers ask of the log."""
