@@ -308,6 +308,8 @@ async def _relay(
     await response.prepare(request)
     chunks = exchange.response_chunks
     usage_filter = UsageChunkFilter() if strip_usage and is_sse else None
+    # A reset can come from either side; only one raised while writing is the client's.
+    writing = False
     try:
         async for chunk in upstream.content.iter_any():
             if not chunks:
@@ -315,16 +317,20 @@ async def _relay(
             chunks.append(chunk)
             out = usage_filter.feed(chunk) if usage_filter is not None else chunk
             if out:
+                writing = True
                 await response.write(out)
+                writing = False
+        writing = True
         if usage_filter is not None:
             rest = usage_filter.flush()
             if rest:
                 await response.write(rest)
         await response.write_eof()
-    except _CLIENT_GONE:
-        exchange.error_type = "client_disconnected"
-        exchange.error_message = f"client went away after {sum(len(c) for c in chunks)} bytes"
-    except (TimeoutError, aiohttp.ClientError, asyncio.IncompleteReadError) as exc:
+    except (TimeoutError, aiohttp.ClientError, asyncio.IncompleteReadError, ConnectionResetError) as exc:
+        if writing and isinstance(exc, _CLIENT_GONE):
+            exchange.error_type = "client_disconnected"
+            exchange.error_message = f"client went away after {sum(len(c) for c in chunks)} bytes"
+            return response
         exchange.error_type = "upstream_timeout" if isinstance(exc, TimeoutError) else "upstream_disconnected"
         exchange.error_message = str(exc) or type(exc).__name__
         # The status line is gone already: breaking the connection is the only honest signal left.
