@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from feedgate.analysis.insights import Insight
+from feedgate.analysis.insights import Insight, compare_group
 
 # _check_group is find_regressions' own per-group test, reused so both routes apply one definition.
 from feedgate.analysis.regressions import DEFAULT_NEGATIVE_SIGNALS, Regression, _check_group, _Window
-from feedgate.analysis.stats import two_proportion_z_one_sided, wilson_interval
 
 __all__ = ["Rated", "WindowCounts", "poor_groups", "regressions"]
 
@@ -60,7 +59,6 @@ def poor_groups(
     """
     if total.rated == 0:
         return []
-    overall_rate = total.negative / total.rated
     found: list[Insight] = []
     for dimension, by_key in groups.items():
         for key, counts in by_key.items():
@@ -68,28 +66,9 @@ def poor_groups(
             rest_rated = total.rated - rated
             if key is None or rated < min_ratings or rest_rated < max(1, min_ratings):
                 continue
-            rest_negative = total.negative - negative
-            _z, p_value = two_proportion_z_one_sided(negative, rated, rest_negative, rest_rated, "greater")
-            rate = negative / rated
-            gap = rate - rest_negative / rest_rated
-            if not (p_value < alpha and gap > 0):
-                continue
-            low, high = wilson_interval(negative, rated)
-            assert low is not None and high is not None  # rated >= 1 here
-            found.append(
-                Insight(
-                    dimension=dimension,
-                    key=key,
-                    rated=rated,
-                    negative=negative,
-                    negative_rate=rate,
-                    overall_negative_rate=overall_rate,
-                    gap=gap,
-                    p_value=p_value,
-                    negative_rate_low=low,
-                    negative_rate_high=high,
-                )
-            )
+            insight = compare_group(dimension, key, rated, negative, total.rated, total.negative, alpha)
+            if insight is not None:
+                found.append(insight)
     found.sort(key=lambda i: (i.p_value, -i.gap, i.dimension, i.key))
     return found
 

@@ -72,7 +72,6 @@ def find_poor_groups(
     total_negative = sum(1 for r in rated_rows if r.rating is False)
     if total_rated == 0:
         return []
-    overall_rate = total_negative / total_rated
 
     found: list[Insight] = []
     for dimension, key_fn in dimensions.items():
@@ -88,29 +87,37 @@ def find_poor_groups(
                 continue
             negatives = [r for r in members if r.rating is False]
             negative = len(negatives)
-            rest_negative = total_negative - negative
-            _z, p_value = two_proportion_z_one_sided(negative, rated, rest_negative, rest_rated, "greater")
-            rate = negative / rated
-            gap = rate - rest_negative / rest_rated
-            if not (p_value < alpha and gap > 0):
+            insight = compare_group(dimension, key, rated, negative, total_rated, total_negative, alpha)
+            if insight is None:
                 continue
-            low, high = wilson_interval(negative, rated)
-            assert low is not None and high is not None  # rated >= 1 here
             picked = _pick_examples(negatives, examples)
-            found.append(
-                Insight(
-                    dimension=dimension,
-                    key=key,
-                    rated=rated,
-                    negative=negative,
-                    negative_rate=rate,
-                    overall_negative_rate=overall_rate,
-                    gap=gap,
-                    p_value=p_value,
-                    negative_rate_low=low,
-                    negative_rate_high=high,
-                    examples=[{"request_id": r.request_id, "comment": r.comment} for r in picked],
-                )
-            )
+            insight.examples = [{"request_id": r.request_id, "comment": r.comment} for r in picked]
+            found.append(insight)
     found.sort(key=lambda i: (i.p_value, -i.gap, i.dimension, i.key))
     return found
+
+
+def compare_group(
+    dimension: str, key: str, rated: int, negative: int, total_rated: int, total_negative: int, alpha: float
+) -> Insight | None:
+    """One group against everyone else: an ``Insight`` when its negative rate is significantly higher."""
+    rest_rated, rest_negative = total_rated - rated, total_negative - negative
+    _z, p_value = two_proportion_z_one_sided(negative, rated, rest_negative, rest_rated, "greater")
+    rate = negative / rated
+    gap = rate - rest_negative / rest_rated
+    if not (p_value < alpha and gap > 0):
+        return None
+    low, high = wilson_interval(negative, rated)
+    assert low is not None and high is not None  # rated >= 1 here
+    return Insight(
+        dimension=dimension,
+        key=key,
+        rated=rated,
+        negative=negative,
+        negative_rate=rate,
+        overall_negative_rate=total_negative / total_rated,
+        gap=gap,
+        p_value=p_value,
+        negative_rate_low=low,
+        negative_rate_high=high,
+    )
