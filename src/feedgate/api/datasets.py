@@ -19,14 +19,14 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from feedgate.api.results import json_body, ok
-from feedgate.errors import BadRequest, NotFound, StoreUnavailable
+from feedgate.api.results import commit, json_body, ok
+from feedgate.errors import BadRequest, NotFound
 from feedgate.exporting import Export, Spool, check_format, check_split
-from feedgate.keys import STORE, WRITER
+from feedgate.keys import STORE
 from feedgate.proxy.request_id import check_id
 from feedgate.reports import AnalysisStore, analysis_store, require_properties
 from feedgate.selection import integer, number, parse_selection, single
-from feedgate.store.base import CreateDataset, DeleteDataset, MutateDataset, WriteOp
+from feedgate.store.base import CreateDataset, DeleteDataset, MutateDataset
 from feedgate.store.datasets import dataset_items, list_datasets
 from feedgate.store.exports import dataset_scope
 from feedgate.store.filters import and_all, compile_filter
@@ -96,13 +96,6 @@ async def _optional_body(request: web.Request) -> Any:
     return await json_body(request) if (await request.read()).strip() else {}
 
 
-async def _commit(request: web.Request, op: WriteOp) -> None:
-    try:
-        await request.app[WRITER].submit(op, timeout=60.0)
-    except TimeoutError:
-        raise StoreUnavailable("the store did not confirm the write in time; retry later") from None
-
-
 async def _existing(store: AnalysisStore, ids: list[str]) -> list[str]:
     """The IDs, checked and deduplicated; a 404 naming a few that were never logged."""
     ids = list(dict.fromkeys(check_id(rid) for rid in ids))
@@ -150,7 +143,7 @@ async def create_helicone(request: web.Request) -> web.Response:
     ids = await _existing(store, body.requestIds)
     dataset_id = str(uuid.uuid4())
     meta = None if body.meta is None else orjson.dumps(body.meta).decode()
-    await _commit(request, CreateDataset(dataset_id, body.datasetName, "helicone", ids, meta_json=meta))
+    await commit(request, CreateDataset(dataset_id, body.datasetName, "helicone", ids, meta_json=meta), timeout=60.0)
     return ok({"datasetId": dataset_id})
 
 
@@ -166,7 +159,7 @@ async def mutate(request: web.Request) -> web.Response:
     dataset = await _dataset(store, request.match_info["dataset_id"])
     add = await _existing(store, body.addRequests)
     remove = [check_id(rid) for rid in body.removeRequests]
-    await _commit(request, MutateDataset(dataset["id"], add, remove))
+    await commit(request, MutateDataset(dataset["id"], add, remove), timeout=60.0)
     return ok(None)
 
 
@@ -197,7 +190,7 @@ async def count(request: web.Request) -> web.Response:
 
 async def delete(request: web.Request) -> web.Response:
     dataset = await _dataset(analysis_store(request.app[STORE]), request.match_info["dataset_id"])
-    await _commit(request, DeleteDataset(dataset["id"]))
+    await commit(request, DeleteDataset(dataset["id"]), timeout=60.0)
     return ok(None)
 
 
@@ -209,7 +202,7 @@ async def create_snapshot(request: web.Request) -> web.Response:
     compiled = compile_filter(tree, store.dialect)  # a bad filter is a 400 here, not an error in the writer
     await require_properties(store, compiled.properties)
     dataset_id = str(uuid.uuid4())
-    await _commit(request, CreateDataset(dataset_id, body.name, "filter", filter_tree=tree))
+    await commit(request, CreateDataset(dataset_id, body.name, "filter", filter_tree=tree), timeout=60.0)
     return ok({"datasetId": dataset_id, **await _dataset(store, dataset_id)}, status=201)
 
 

@@ -25,8 +25,8 @@ from feedgate.api.feedback_models import (
     parse,
     score_types,
 )
-from feedgate.api.results import json_body, ok
-from feedgate.errors import BadRequest, StoreUnavailable
+from feedgate.api.results import commit, json_body, ok
+from feedgate.errors import BadRequest
 from feedgate.keys import INFLIGHT, STORE, WRITER
 from feedgate.proxy.request_id import check_id
 from feedgate.store.base import PutFeedback, PutProperty, PutScores, WriteOp
@@ -43,16 +43,6 @@ async def known_ids(request: web.Request, request_ids: Sequence[str]) -> set[str
     if unknown:
         known |= await request.app[STORE].requests_exist(unknown)
     return known
-
-
-async def _commit(request: web.Request, ops: WriteOp | list[WriteOp]) -> None:
-    try:
-        await request.app[WRITER].submit(ops)
-    except TimeoutError:
-        # The write may still be waiting in the queue and land when the store recovers: say so, no more.
-        raise StoreUnavailable(
-            "the store did not confirm the write in time; retry later (it may still be stored)"
-        ) from None
 
 
 async def _answer_for(request: web.Request, request_id: str) -> web.Response:
@@ -78,13 +68,13 @@ def _feedback_op(target_type: str, target_id: str, body: FeedbackIn, source: str
 async def post_request_feedback(request: web.Request) -> web.Response:
     request_id = check_id(request.match_info["request_id"])
     body = parse(FeedbackIn, await json_body(request))
-    await _commit(request, _feedback_op("request", request_id, body))
+    await commit(request, _feedback_op("request", request_id, body))
     return await _answer_for(request, request_id)
 
 
 async def delete_request_feedback(request: web.Request) -> web.Response:
     request_id = check_id(request.match_info["request_id"])
-    await _commit(request, PutFeedback("request", request_id, "explicit", None, source="api"))
+    await commit(request, PutFeedback("request", request_id, "explicit", None, source="api"))
     return ok(None)
 
 
@@ -98,7 +88,7 @@ async def get_request_feedback(request: web.Request) -> web.Response:
 async def post_scores(request: web.Request) -> web.Response:
     request_id = check_id(request.match_info["request_id"])
     body = parse(ScoresIn, await json_body(request))
-    await _commit(request, PutScores(request_id, score_types(body.scores)))
+    await commit(request, PutScores(request_id, score_types(body.scores)))
     return await _answer_for(request, request_id)
 
 
@@ -106,7 +96,7 @@ async def put_property(request: web.Request) -> web.Response:
     request_id = check_id(request.match_info["request_id"])
     body = parse(PropertyIn, await json_body(request))
     # Helicone lower-cases property names from headers; do the same so filters find both alike.
-    await _commit(request, PutProperty(request_id, body.key.lower(), body.value))
+    await commit(request, PutProperty(request_id, body.key.lower(), body.value))
     return await _answer_for(request, request_id)
 
 
@@ -114,7 +104,7 @@ async def post_session_feedback(request: web.Request) -> web.Response:
     session_id = check_id(request.match_info["session_id"], "session ID")
     body = parse(SessionFeedbackIn, await json_body(request))
     op = PutFeedback("session", session_id, "explicit", body.rating, comment=body.comment, user_id=body.user_id)
-    await _commit(request, op)
+    await commit(request, op)
     return ok(None, status=201)
 
 
@@ -131,7 +121,7 @@ async def get_session_feedback(request: web.Request) -> web.Response:
 async def post_legacy_feedback(request: web.Request) -> web.Response:
     body = parse(LegacyFeedbackIn, await json_body(request))
     request_id = check_id(body.helicone_id)
-    await _commit(request, PutFeedback("request", request_id, "explicit", body.rating, source="legacy"))
+    await commit(request, PutFeedback("request", request_id, "explicit", body.rating, source="legacy"))
     return web.json_response({"message": "Feedback added successfully.", "helicone_id": request_id})
 
 
@@ -159,7 +149,7 @@ async def post_batch(request: web.Request) -> web.Response:
         valid.append((len(results), item.request_id))
         results.append({"requestId": item.request_id, "status": "stored"})
     if ops:
-        await _commit(request, ops)
+        await commit(request, ops)
         known = await known_ids(request, [rid for _, rid in valid])
         for index, request_id in valid:
             if request_id not in known:

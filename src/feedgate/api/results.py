@@ -7,7 +7,9 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from feedgate.errors import BadRequest
+from feedgate.errors import BadRequest, StoreUnavailable
+from feedgate.keys import WRITER
+from feedgate.store.base import WriteOp
 
 
 def ok(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -27,3 +29,14 @@ async def json_body(request: web.Request) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"request body is not valid JSON: {exc}") from None
+
+
+async def commit(request: web.Request, ops: WriteOp | list[WriteOp], timeout: float = 10.0) -> None:
+    """Hand writes to the single writer and wait until they are committed; 503 if the store does not confirm."""
+    try:
+        await request.app[WRITER].submit(ops, timeout=timeout)
+    except TimeoutError:
+        # The write may still be waiting in the queue and land when the store recovers: say so, no more.
+        raise StoreUnavailable(
+            "the store did not confirm the write in time; retry later (it may still be stored)"
+        ) from None
