@@ -274,6 +274,78 @@ def test_openai_refusal_stream() -> None:
     assert got.finish_reason == "stop"
 
 
+def _long_stream(
+    contents: list[str], *, role_chunk: bool = True, odd: dict[int, dict[str, Any]] | None = None
+) -> bytes:
+    """A chat stream as OpenAI sends it: a role chunk, one chunk per content piece, a finish chunk, usage."""
+    head = {"id": "chatcmpl-L1", "object": "chat.completion.chunk", "created": 1732600300, "model": "gpt-4o-mini"}
+
+    def event(choices: list[Any], **extra: Any) -> bytes:
+        return b"data: " + orjson.dumps({**head, "choices": choices, **extra}) + b"\n\n"
+
+    out = []
+    if role_chunk:
+        out.append(event([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]))
+    for at, text in enumerate(contents):
+        choice: dict[str, Any] = {"index": 0, "delta": {"content": text}, "logprobs": None, "finish_reason": None}
+        choice.update((odd or {}).get(at, {}))
+        out.append(event([choice]))
+    out.append(event([{"index": 0, "delta": {}, "finish_reason": "stop"}]))
+    out.append(
+        event([], usage={"prompt_tokens": 7, "completion_tokens": len(contents), "total_tokens": 7 + len(contents)})
+    )
+    return b"".join(out) + b"data: [DONE]\n\n"
+
+
+TRICKY = [
+    "plain",
+    ' with "quotes"',
+    " back\\slash\\",
+    " \u00e9t\u00e9 \U0001f600",
+    "\n\ttabs",
+    '"delta":{"content":"x"}',
+    "",
+    " end",
+]
+
+
+@pytest.mark.parametrize(
+    ("contents", "role_chunk", "odd", "expected"),
+    [
+        (TRICKY * 5, True, None, "".join(TRICKY * 5)),
+        (TRICKY * 5, False, None, "".join(TRICKY * 5)),
+        (["a", "b", "c", "d"], True, {2: {"delta": {"content": "c", "refusal": None}}}, "abcd"),
+        (["a", "b", "c", "d"], True, {1: {"logprobs": {"content": []}}}, "abcd"),
+        (["a", "b", "c", "d", "e"], True, {3: {"delta": {"role": "assistant", "content": "d"}}}, "abcde"),
+    ],
+)
+def test_long_stream_text_is_exact_whatever_its_chunks_look_like(
+    contents: list[str], role_chunk: bool, odd: dict[int, dict[str, Any]] | None, expected: str
+) -> None:
+    got = assemble_sse("openai", CHAT, _long_stream(contents, role_chunk=role_chunk, odd=odd))
+    assert got.text == expected
+    assert got.message is not None
+    assert got.message["choices"] == [
+        {"index": 0, "message": {"role": "assistant", "content": expected}, "finish_reason": "stop"}
+    ]
+    assert got.usage.output_tokens == len(contents) and got.finish_reason == "stop"
+    assert got.model == "gpt-4o-mini" and got.response_id == "chatcmpl-L1"
+
+
+def test_long_stream_with_a_second_choice_in_the_middle_keeps_both() -> None:
+    raw = _long_stream(["a", "b", "c", "d", "e", "f"], odd={3: {"index": 1}})
+    got = assemble_sse("openai", CHAT, raw)
+    assert got.message is not None
+    assert [c["message"]["content"] for c in got.message["choices"]] == ["abcef", "d"]
+
+
+def test_long_stream_cut_inside_the_run_keeps_the_prefix() -> None:
+    raw = _long_stream([f" w{i}" for i in range(30)])
+    cut = raw.index(b'" w17"')
+    got = assemble_sse("openai", CHAT, raw[:cut])
+    assert got.text == "".join(f" w{i}" for i in range(17)) and got.finish_reason is None
+
+
 def test_openai_truncated_stream_keeps_what_arrived() -> None:
     cut = OPENAI_TEXT_STREAM.index(b'" there!"') + 4  # inside the third event's JSON
     got = assemble_sse("openai", CHAT, OPENAI_TEXT_STREAM[:cut])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
 import aiohttp
@@ -18,6 +19,20 @@ MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "conten
 
 def client(gateway: Gateway, **kwargs: object) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=gateway.v1, api_key="sk-test-secret-123", max_retries=0, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_generated_ids_are_time_ordered_uuids(gateway: Gateway, fake: FakeUpstream) -> None:
+    """IDs feedgate makes are version 7 UUIDs: unique, and sorting them sorts the calls by time."""
+    ids = []
+    for _ in range(5):
+        raw = await client(gateway).chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES)
+        ids.append(raw.headers["helicone-id"])
+        await asyncio.sleep(0.002)  # the order is by millisecond; IDs within one millisecond are random
+    parsed = [uuid.UUID(value) for value in ids]
+    assert all(u.version == 7 and u.variant == uuid.RFC_4122 for u in parsed)
+    assert sorted(ids) == ids and len(set(ids)) == 5
+    made_ms = int(ids[0].replace("-", "")[:12], 16)
+    assert abs(made_ms - time.time() * 1000) < 60_000
 
 
 async def test_chat_answer_passes_through_and_is_logged(gateway: Gateway, fake: FakeUpstream) -> None:

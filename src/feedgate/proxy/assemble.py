@@ -17,8 +17,7 @@ e.g. Vertex's ``...:streamRawPredict`` for Anthropic. The work is split over
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -29,8 +28,7 @@ from feedgate.proxy.assemble_openai import openai_choices, openai_sse, openai_us
 __all__ = ["Assembled", "RequestFacts", "Usage", "assemble_json", "assemble_sse", "request_facts"]
 
 
-@dataclass(frozen=True, slots=True)
-class RequestFacts:
+class RequestFacts(NamedTuple):
     """What the log needs from a request body. A body that is not a JSON object gives the defaults."""
 
     model: str | None = None

@@ -7,14 +7,12 @@ Every helper here is total: wrong types give ``None``/empty values instead of ex
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
 
-@dataclass(frozen=True, slots=True)
-class Usage:
+class Usage(NamedTuple):
     """Token counts as the upstream reported them.
 
     OpenAI's ``input_tokens`` (prompt_tokens) *includes* the cached part (``cache_read_tokens``).
@@ -28,15 +26,18 @@ class Usage:
     cache_write_tokens: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Assembled:
-    """The final answer of one exchange, rebuilt from the logged response bytes."""
+class Assembled(NamedTuple):
+    """The final answer of one exchange, rebuilt from the logged response bytes.
+
+    Named tuples rather than frozen dataclasses: one is built for every logged request, and a frozen
+    dataclass's ``__init__`` costs several times more.
+    """
 
     message: dict[str, Any] | None = None  # provider-shaped: chat.completion, text_completion or message
     text: str | None = None  # plain assistant text, for search and export
     finish_reason: str | None = None
     model: str | None = None  # the model the upstream reported
-    usage: Usage = field(default_factory=Usage)
+    usage: Usage = Usage()
     response_id: str | None = None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,7 @@ from feedgate.proxy.assemble_common import (
     as_list,
     as_str,
     first_int,
+    loads,
     sse_events,
 )
 
@@ -180,22 +182,74 @@ def _plain_content(chunk: dict[str, Any], choices: dict[int, _ChoiceAcc], head: 
     return True
 
 
-def openai_sse(legacy: bool, raw: bytes) -> Assembled:
-    """Rebuild a chat.completion (or, if ``legacy``, a text_completion) from its chunk stream.
+# A content-only delta, what most chunks of a chat stream carry. Inside a JSON string every quote is
+# escaped, so this matches the delta object itself, never text that merely looks like one.
+_CONTENT_DELTA = re.compile(rb'"delta":\{"content":("[^"\\]*(?:\\.[^"\\]*)*")\}')
 
-    A chunk's own ``object`` field overrides ``legacy``; the path is only the first guess.
+
+@dataclass(slots=True)
+class _ContentRun:
+    before: bytes  # the events ahead of the run
+    sample: dict[str, Any]  # one chunk of the run with its content emptied: they all share its shape
+    contents: list[str]
+    after: bytes  # the events behind it
+
+
+def _content_run(raw: bytes) -> _ContentRun | None:
+    """The middle of a chat stream when it is a run of chunks identical but for their content.
+
+    Every chunk of an answer repeats the same id, model and fingerprint around its delta, so when the
+    bytes between consecutive content deltas are the same each time, the chunks differ only in their
+    content: one of them, parsed, stands for all, and the contents decode in one call. That replaces a
+    JSON parse and a Python-level merge per chunk, most of the cost of logging a stream.
     """
-    head: dict[str, Any] = {}
-    usage: dict[str, Any] | None = None
-    choices: dict[int, _ChoiceAcc] = {}
-    for _, chunk in sse_events(raw):
-        if _plain_content(chunk, choices, head):
-            continue
+    parts = _CONTENT_DELTA.split(raw)  # [before + head, content, tail + head, content, ..., tail + after]
+    count = len(parts) // 2
+    if count < 3:
+        return None
+    between = parts[2]
+    if between.count(b"\n\n") != 1 or parts[2:-1:2].count(between) != count - 1:
+        return None
+    tail, head = between.split(b"\n\n")
+    if not head.startswith(b"data: ") or b"\n" in head or b"\n" in tail:
+        return None
+    before, after = parts[0], parts[-1]
+    if not before.endswith(head) or not after.startswith(tail):
+        return None
+    before, after = before[: len(before) - len(head)], after[len(tail) :]
+    if (before and not before.endswith(b"\n\n")) or (after and not after.startswith(b"\n\n")):
+        return None
+    sample = loads(head[6:] + b'"delta":{"content":""}' + tail)
+    contents = loads(b"[" + b",".join(parts[1::2]) + b"]")
+    if not isinstance(sample, dict) or not isinstance(contents, list):
+        return None
+    return _ContentRun(before, sample, contents, after)
+
+
+class _Stream:
+    """The state of one stream being reassembled, fed chunk by chunk in order."""
+
+    __slots__ = ("legacy", "head", "usage", "choices")
+
+    def __init__(self, legacy: bool) -> None:
+        self.legacy = legacy
+        self.head: dict[str, Any] = {}
+        self.usage: dict[str, Any] | None = None
+        self.choices: dict[int, _ChoiceAcc] = {}
+
+    def feed(self, raw: bytes) -> None:
+        for _, chunk in sse_events(raw):
+            self.merge(chunk)
+
+    def merge(self, chunk: dict[str, Any]) -> None:
+        head = self.head
+        if _plain_content(chunk, self.choices, head):
+            return
         obj = chunk.get("object")
         if obj == "text_completion":
-            legacy = True
+            self.legacy = True
         elif obj == "chat.completion.chunk":
-            legacy = False
+            self.legacy = False
         src = as_dict(chunk.get("response")) or chunk  # Responses API events nest the response
         for key in _HEAD_KEYS:
             # Azure's first chunk (prompt_filter_results only) has id "", model "" and created 0.
@@ -203,10 +257,38 @@ def openai_sse(legacy: bool, raw: bytes) -> Assembled:
                 head[key] = src[key]
         u = src.get("usage") or as_dict(chunk.get("x_groq")).get("usage")  # last one wins
         if isinstance(u, dict):
-            usage = u
+            self.usage = u
         for pos, ch in enumerate(as_list(chunk.get("choices"))):
             if isinstance(ch, dict):
-                _merge_choice(choices, pos, ch)
+                _merge_choice(self.choices, pos, ch)
+
+    def merge_run(self, run: _ContentRun) -> bool:
+        """Merge a whole run of content chunks at once; False when they would not take the fast path."""
+        if not _plain_content(run.sample, self.choices, self.head):
+            return False
+        parts = self.choices[0].parts["content"]
+        parts.pop()  # the sample's empty content
+        parts.extend(run.contents)
+        return True
+
+
+def openai_sse(legacy: bool, raw: bytes) -> Assembled:
+    """Rebuild a chat.completion (or, if ``legacy``, a text_completion) from its chunk stream.
+
+    A chunk's own ``object`` field overrides ``legacy``; the path is only the first guess.
+    """
+    stream = _Stream(legacy)
+    run = _content_run(raw)
+    if run is not None:
+        stream.feed(run.before)
+        if stream.merge_run(run):
+            stream.feed(run.after)
+        else:
+            stream = _Stream(legacy)
+            run = None
+    if run is None:
+        stream.feed(raw)
+    legacy, head, usage, choices = stream.legacy, stream.head, stream.usage, stream.choices
     if not head and not choices and usage is None:
         return EMPTY
     model, rid = as_str(head.get("model")), as_str(head.get("id"))

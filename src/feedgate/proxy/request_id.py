@@ -1,4 +1,4 @@
-"""Request IDs: the client's own when it is safe, otherwise a fresh UUID.
+"""Request IDs: the client's own when it is safe, otherwise a fresh time-ordered UUID.
 
 Helicone silently replaces any ID that is not a v1-5 UUID, so feedback later sent for the client's ID
 is lost. feedgate accepts any UUID or a short token of URL- and log-safe characters, and refuses anything
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 
 from feedgate.errors import BadRequest
 
@@ -17,10 +18,13 @@ ALLOWED = "a UUID, or 1 to 128 characters of A-Z a-z 0-9 . _ : -"
 
 
 class RequestIds:
-    """Random (version 4) UUID strings, drawing randomness from the OS in blocks.
+    """Time-ordered (version 7, RFC 9562) UUID strings, drawing randomness from the OS in blocks.
 
-    ``str(uuid.uuid4())`` makes a system call and a UUID object per request; on the proxy's hot path a
-    block of ``os.urandom`` serves 256 IDs for the price of one call.
+    Version 7 puts the millisecond clock first, so IDs made one after another sort together: each new log
+    row lands at the right edge of the request ID index instead of at a random page, which is most of what
+    a random (version 4) key costs an insert once the store holds a few thousand rows. The other 74 bits
+    are random, so IDs stay unguessable. ``str(uuid.uuid4())`` would also make a system call and a UUID
+    object per request; a block of ``os.urandom`` serves 409 IDs for the price of one call.
     """
 
     def __init__(self) -> None:
@@ -29,11 +33,13 @@ class RequestIds:
 
     def new(self) -> str:
         at = self._at
-        if at + 16 > len(self._pool):
-            self._pool, at = os.urandom(4096), 0
-        self._at = at + 16
-        h = self._pool[at : at + 16].hex()
-        return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+        if at + 10 > len(self._pool):
+            self._pool, at = os.urandom(4090), 0
+        self._at = at + 10
+        r = self._pool[at : at + 10].hex()
+        ms = f"{time.time_ns() // 1_000_000:012x}"
+        # version nibble 7 and the 0b10 variant bits overwrite random bits: 74 random bits remain
+        return f"{ms[:8]}-{ms[8:]}-7{r[:3]}-{'89ab'[int(r[3], 16) & 3]}{r[4:7]}-{r[7:19]}"
 
 
 def choose_request_id(client_value: str | None, ids: RequestIds) -> str:
