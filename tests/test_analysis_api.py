@@ -70,7 +70,7 @@ async def test_stats_other_dimensions_and_filters(gateway: Gateway, http: aiohtt
         "code": (5, 1, 2),
         None: (3, 0, 2),
     }
-    # Window percentiles (more groups than the index walk handles) agree with the reference.
+    # Percentiles per property value agree with the reference.
     assert groups["chat"]["duration_ms_p50"] == percentile([100, 200, 300, 400, 500, 50, 60], 50)
     _, body = await get(http, url, group_by="user", model="gpt-4o", **{"property.feature": "chat"})
     assert [(g["key"], g["requests"], g["rated"]) for g in body["data"]["groups"]] == [("u1", 5, 5)]

@@ -1,5 +1,4 @@
-"""The count-based analysis routes agree with the row-based reference functions, and the percentile walk
-steps over superseded attempts exactly."""
+"""The count-based analysis routes agree with the row-based reference functions."""
 
 from __future__ import annotations
 
@@ -12,8 +11,7 @@ import pytest
 from feedgate.analysis.grouped import Rated, WindowCounts, poor_groups, regressions
 from feedgate.analysis.insights import find_poor_groups
 from feedgate.analysis.regressions import find_regressions
-from feedgate.analysis.stats import StatRow, percentile
-from feedgate.store.analytics import _kth, _ranks
+from feedgate.analysis.stats import StatRow
 
 NOW = datetime(2025, 3, 1, tzinfo=UTC)
 
@@ -89,26 +87,3 @@ def test_regressions_match_find_regressions(seed: int) -> None:
     found = regressions({"model": windows}, min_ratings=30, alpha=0.01)
     assert found == expected
     assert {(r.key, r.metric) for r in found} == {("bad", "positive_rate"), ("bad", "signal:regenerated")}
-
-
-@pytest.mark.parametrize("seed", range(40))
-def test_kth_skips_superseded_values(seed: int) -> None:
-    rng = random.Random(seed)
-    latest = [float(rng.randint(1, 30)) for _ in range(rng.randint(1, 60))]  # many ties on purpose
-    stale = sorted(float(rng.randint(1, 30)) for _ in range(rng.randint(0, 15)))
-    every = sorted(latest + stale)
-    for q, (lo, frac) in zip((50.0, 95.0), _ranks(len(latest)), strict=True):
-        size = len(stale) + 3
-        while True:  # as the store's walk does: widen the window while ties hide what follows it
-            window = every[lo : lo + size]
-            complete = lo + len(window) >= len(every)
-            low = _kth(window, lo, complete, stale, lo)
-            high = _kth(window, lo, complete, stale, lo + 1) if lo + 1 < len(latest) else None
-            if low is not None and (high is not None or lo + 1 >= len(latest)):
-                break
-            size *= 4
-        ordered = sorted(latest)
-        assert low == ordered[lo]
-        assert high == (ordered[lo + 1] if lo + 1 < len(latest) else None)
-        value = low if frac == 0.0 or high is None else low + (high - low) * frac
-        assert value == percentile(latest, q)

@@ -46,6 +46,16 @@ EXPECTED_COLUMNS = {
     "scores": {"request_id", "name", "value", "value_type", "datetime_utc"},
     "request_properties": {"request_id", "key", "value", "datetime_utc"},
 }
+# Every index on requests costs each logged row an insert; none is keyed by duration (m005 dropped those).
+EXPECTED_REQUEST_INDEXES = {
+    "requests_model_stats",
+    "requests_request_id_model",
+    "requests_retried",
+    "requests_messages_fingerprint_time",
+    "requests_time_ids",
+    "requests_user_id",
+    "requests_session_id",
+}
 
 
 def at(seconds: float) -> str:
@@ -113,6 +123,16 @@ async def columns(store: Store, table: str) -> set[str]:
     return {r["name"] for r in rows}
 
 
+async def indexes(store: Store, table: str) -> set[str]:
+    """Secondary indexes of ``table`` (not the primary key's)."""
+    if isinstance(store, PostgresStore):
+        sql = "SELECT indexname AS name FROM pg_indexes WHERE schemaname = ? AND tablename = ?"
+        rows = await query(store, sql, store.schema or "public", table)
+        return {r["name"] for r in rows} - {f"{table}_pkey"}
+    rows = await query(store, "SELECT name FROM pragma_index_list(?) WHERE origin = 'c'", table)
+    return {r["name"] for r in rows}
+
+
 async def events(store: Store, target_id: str) -> list[tuple[Any, ...]]:
     rows = await query(
         store,
@@ -126,6 +146,7 @@ async def test_blank_database_migrates_to_the_expected_schema(store: Store) -> N
     assert await store.applied_migrations() == sorted(step.name for step in MIGRATIONS)
     for table, expected in EXPECTED_COLUMNS.items():
         assert await columns(store, table) == expected, table
+    assert await indexes(store, "requests") == EXPECTED_REQUEST_INDEXES
     await store.ping()
     assert await store.count_requests() == 0
 

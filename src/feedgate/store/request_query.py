@@ -88,8 +88,11 @@ def compile_sort(sort: Any, dialect: Dialect) -> Frag:
 
 
 async def request_page(reader: PageReader, where: Frag, order: Frag, limit: int, offset: int) -> list[dict[str, Any]]:
-    query = Frag(f"SELECT r.* FROM requests r WHERE {LATEST} AND (") + where + Frag(") ORDER BY ") + order
-    query = query + Frag(" LIMIT ? OFFSET ?", (limit, offset))
+    # The page's ids first, then its rows: sorting whole rows (bodies and all) by a column no index
+    # orders, such as latency, made SQLite read every matching row in full; ids sort from an index.
+    ids = Frag(f"SELECT r.id FROM requests r WHERE {LATEST} AND (") + where + Frag(") ORDER BY ") + order
+    ids = ids + Frag(" LIMIT ? OFFSET ?", (limit, offset))
+    query = ids.wrap("SELECT r.* FROM requests r WHERE r.id IN (", ") ORDER BY ") + order
     return await reader.query(query.sql, query.params)
 
 
