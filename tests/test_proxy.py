@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 
@@ -264,6 +265,22 @@ async def test_client_gone_mid_stream_is_logged_with_what_was_sent(
     row = await gateway.row(request_id)
     assert row["error_type"] == "client_disconnected"
     assert "bytes" in row["error_message"] and row["response_body"].startswith(b"data: ")
+
+
+async def test_client_gone_before_the_stream_starts_is_logged_not_an_error(
+    gateway: Gateway, http: aiohttp.ClientSession, fake: FakeUpstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = {"model": "gpt-4o-mini", "messages": MESSAGES, "stream": True}
+    headers = {"X-Fake-Behavior": "slow:300", "Helicone-Request-Id": "gone-early-1"}
+    call = asyncio.ensure_future(http.post(f"{gateway.v1}/chat/completions", json=body, headers=headers))
+    await asyncio.sleep(0.1)
+    call.cancel()  # the user gave up while the upstream was still thinking
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    await asyncio.sleep(0.6)
+    row = await gateway.row("gone-early-1")
+    assert row["error_type"] == "client_disconnected" and row["status"] == 200
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 async def test_body_over_limit_is_413(make_gateway: object, http: aiohttp.ClientSession, fake: FakeUpstream) -> None:

@@ -98,6 +98,11 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
         http_error.status = exc.status
         http_error.error_type = "invalid_request_error"
         response = to_response(http_error, openai_shape=proxied)
+    except ConnectionResetError:
+        # The client went away before its answer could start: nobody is left to answer, nothing failed.
+        # 499 is nginx's "client closed request", so the access log says what happened.
+        log.debug("client went away during %s %s", request.method, request.path)
+        response = web.Response(status=499)
     except Exception:
         log.exception("unexpected error on %s %s", request.method, request.path)
         response = to_response(FeedgateError("internal error; see the gateway log"), openai_shape=proxied)

@@ -305,12 +305,13 @@ async def _relay(
 
     exchange.is_stream = is_sse
     response = web.StreamResponse(status=upstream.status, headers=headers)
-    await response.prepare(request)
     chunks = exchange.response_chunks
     usage_filter = UsageChunkFilter() if strip_usage and is_sse else None
     # A reset can come from either side; only one raised while writing is the client's.
-    writing = False
+    writing = True
     try:
+        await response.prepare(request)  # the client may be gone before its answer starts
+        writing = False
         async for chunk in upstream.content.iter_any():
             if not chunks:
                 exchange.ttft_ms = (time.perf_counter() - started) * 1000.0
