@@ -20,6 +20,9 @@ from feedgate.app import create_app
 from feedgate.config import Settings, load_settings
 from feedgate.keys import INFLIGHT, STORE, WRITER
 
+# ``store``: each store test once on SQLite and once on PostgreSQL (tests/pgschema.py).
+pytest_plugins = ("pgschema",)
+
 
 @pytest.fixture(autouse=True)
 def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,5 +1,7 @@
 """PostgreSQL for tests: every test gets its own schema in the database named by FEEDGATE_TEST_POSTGRES_URL.
 
+``store`` runs a test once on a fresh SQLite file and once on a fresh PostgreSQL schema.
+
 Schema names carry a per-run token, so runs (and people running tests at the same time on one machine)
 never see each other's rows; a run drops the schemas it made when it ends.
 """
@@ -10,10 +12,15 @@ import asyncio
 import itertools
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import asyncpg
 import pytest
+
+from feedgate.config import load_settings
+from feedgate.store import make_store
+from feedgate.store.base import Store
 
 ENV = "FEEDGATE_TEST_POSTGRES_URL"
 SKIP_REASON = f"{ENV} is not set (e.g. postgresql://postgres@127.0.0.1:5432/test): PostgreSQL tests skipped"
@@ -56,3 +63,14 @@ def pg_schemas() -> Iterator[Schemas]:
     schemas = Schemas(url)
     yield schemas
     asyncio.run(schemas.drop_all())
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    if request.param == "postgres":
+        url = request.getfixturevalue("pg_schemas").new_url()
+    opened = make_store(load_settings(environ={}, overrides={"database": {"url": url}}))
+    await opened.open()
+    yield opened
+    await opened.close()

@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import pytest
-
-from feedgate.config import load_settings
-from feedgate.store import make_store
 from feedgate.store.base import CacheEntry, PutCacheEntry, Store, utc_text
 from pgschema import Schemas, pg_schemas  # noqa: F401  (fixture)
 
@@ -32,17 +26,6 @@ def entry(key: str, slot: int, created: float, ttl: float, body: bytes = b"{}", 
         created_utc=at(created),
         expires_utc=at(created + ttl),
     )
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    url = f"sqlite:///{tmp_path / 'cache.db'}"
-    if request.param == "postgres":
-        url = request.getfixturevalue("pg_schemas").new_url()
-    opened = make_store(load_settings(environ={}, overrides={"database": {"url": url}}))
-    await opened.open()
-    yield opened
-    await opened.close()
 
 
 async def test_entries_read_back_by_slot_with_bytes_intact(store: Store) -> None:

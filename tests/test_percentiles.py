@@ -5,16 +5,12 @@ take the path a store of millions takes."""
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from feedgate.analysis.stats import GroupStats, percentile
-from feedgate.config import load_settings
-from feedgate.store import make_store
 from feedgate.store.analytics import dimension, group_stats
 from feedgate.store.base import REQUEST_COLUMNS, InsertRequest, Store, utc_text
 from feedgate.store.filters import compile_filter
@@ -25,17 +21,6 @@ from pgschema import pg_schemas  # noqa: F401  (fixture)
 
 T0 = datetime(2025, 3, 1, tzinfo=UTC)
 STALE_MS = 1e6  # superseded attempts: counted by mistake, they would own every p95
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    url = f"sqlite:///{tmp_path / 'percentiles.db'}"
-    if request.param == "postgres":
-        url = request.getfixturevalue("pg_schemas").new_url()
-    opened = make_store(load_settings(environ={}, overrides={"database": {"url": url}}))
-    await opened.open()
-    yield opened
-    await opened.close()
 
 
 def logged(request_id: str, n: int, duration_ms: float, **fields: Any) -> InsertRequest:

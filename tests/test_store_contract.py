@@ -8,15 +8,12 @@ are the store's read methods and ``query`` with ``?`` placeholders, as the modul
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from feedgate.config import load_settings
-from feedgate.store import make_store
 from feedgate.store.analytics import Reader, dimension, group_stats
 from feedgate.store.base import REQUEST_COLUMNS, InsertRequest, PutFeedback, PutProperty, PutScores, Store, utc_text
 from feedgate.store.filters import compile_filter
@@ -90,17 +87,6 @@ def row(request_id: str, seconds: float = 0, signals: tuple[str, ...] = (), **fi
 
 def rating(target_id: str, value: bool | None, seconds: float = 0, **fields: Any) -> PutFeedback:
     return PutFeedback("request", target_id, "explicit", value, datetime_utc=at(seconds), **fields)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    url = f"sqlite:///{tmp_path / 'contract.db'}"
-    if request.param == "postgres":
-        url = request.getfixturevalue("pg_schemas").new_url()
-    opened = make_store(load_settings(environ={}, overrides={"database": {"url": url}}))
-    await opened.open()
-    yield opened
-    await opened.close()
 
 
 async def query(store: Store, sql: str, *params: Any) -> list[dict[str, Any]]:
