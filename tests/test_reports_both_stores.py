@@ -5,7 +5,6 @@ PostgreSQL runs when FEEDGATE_TEST_POSTGRES_URL is set; each run gets a fresh sc
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -33,17 +32,12 @@ from feedgate.store.filters import compile_filter
 from pgschema import pg_schemas  # noqa: F401  (fixture)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    url = f"sqlite:///{tmp_path / 'reports.db'}"
-    if request.param == "postgres":
-        url = request.getfixturevalue("pg_schemas").new_url()
-    opened = make_store(load_settings(environ={}, overrides={"database": {"url": url}}))
-    await opened.open()
+@pytest.fixture
+async def store(store: Store) -> Store:
+    """The shared two-store fixture (tests/pgschema.py), filled with the known dataset."""
     extra = [row(f"d{i}", when=ago(days=6, hours=i), model="gpt-4o", question=f"old {i}") for i in range(3)]
-    await opened.apply([*known_dataset(), *extra, rate("d0", False)])
-    yield opened
-    await opened.close()
+    await store.apply([*known_dataset(), *extra, rate("d0", False)])
+    return store
 
 
 def view(store: Store) -> AnalysisStore:

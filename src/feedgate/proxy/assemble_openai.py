@@ -262,13 +262,16 @@ class _Stream:
             if isinstance(ch, dict):
                 _merge_choice(self.choices, pos, ch)
 
-    def merge_run(self, run: _ContentRun) -> bool:
-        """Merge a whole run of content chunks at once; False when they would not take the fast path."""
+    def feed_run(self, run: _ContentRun) -> bool:
+        """Feed a stream split around its run of content chunks, merging the run at once; False (and this
+        state spoiled) when the run's chunks would not take ``_plain_content``'s path one by one."""
+        self.feed(run.before)
         if not _plain_content(run.sample, self.choices, self.head):
             return False
         parts = self.choices[0].parts["content"]
         parts.pop()  # the sample's empty content
         parts.extend(run.contents)
+        self.feed(run.after)
         return True
 
 
@@ -279,14 +282,8 @@ def openai_sse(legacy: bool, raw: bytes) -> Assembled:
     """
     stream = _Stream(legacy)
     run = _content_run(raw)
-    if run is not None:
-        stream.feed(run.before)
-        if stream.merge_run(run):
-            stream.feed(run.after)
-        else:
-            stream = _Stream(legacy)
-            run = None
-    if run is None:
+    if run is None or not stream.feed_run(run):
+        stream = _Stream(legacy)
         stream.feed(raw)
     legacy, head, usage, choices = stream.legacy, stream.head, stream.usage, stream.choices
     if not head and not choices and usage is None:
