@@ -44,6 +44,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     json: Any
+    peer: tuple[str, int] | None = None  # the caller's address: one per upstream connection
 
     def header(self, name: str) -> str | None:
         """Case-insensitive header lookup."""
@@ -238,7 +239,15 @@ def _recorder(fake: FakeUpstream) -> Any:
     async def record(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> Any:
         body, parsed = await request.read(), await _body_json(request)
         fake.received.append(
-            Received(request.method, request.path, dict(request.query), dict(request.headers), body, parsed)
+            Received(
+                request.method,
+                request.path,
+                dict(request.query),
+                dict(request.headers),
+                body,
+                parsed,
+                request.transport.get_extra_info("peername") if request.transport is not None else None,
+            )
         )
         return await handler(request)
 

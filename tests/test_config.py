@@ -64,6 +64,14 @@ def test_bad_setting_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "absent.yaml" in missing.stderr
 
 
+def test_provider_header_with_a_line_break_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "f.yaml"
+    config.write_text('providers:\n  - name: openai\n    headers: {"OpenAI-Organization": "org-1\\r\\nX-Evil: 1"}\n')
+    result = run_cli("check-config", "--config", str(config))
+    assert result.returncode == 2 and "providers" in result.stderr and "line break" in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
 def test_check_config_masks_secrets() -> None:
     result = run_cli(
         "check-config",

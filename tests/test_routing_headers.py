@@ -226,6 +226,9 @@ async def test_fallback_keeps_an_answer_not_in_on_codes(
         ('[{"target-url": "http://evil.example"}]', "not an allowed target"),
         ('[{"target-url": "ALLOWED", "onCodes": ["5xx"]}]', "[0].onCodes[0]"),
         ('[{"target-url": "ALLOWED", "bodyKeyOverride": [1]}]', "bodyKeyOverride must be an object"),
+        # A header that would add lines of its own to the upstream request (request smuggling).
+        ('[{"target-url": "ALLOWED", "headers": {"X-A": "1\\r\\nX-Evil: 2"}}]', "contains a line break"),
+        ('[{"target-url": "ALLOWED", "headers": {"X-A: 1\\r\\nX-Evil": "2"}}]', "not a valid header name"),
     ],
 )
 async def test_malformed_fallbacks(

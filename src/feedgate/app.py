@@ -25,6 +25,7 @@ from feedgate.keys import (
     REQUEST_IDS,
     SETTINGS,
     STORE,
+    UPSTREAM,
     WRITER,
 )
 from feedgate.middleware import gateway_middleware, stamp_request_id
@@ -37,6 +38,7 @@ from feedgate.proxy.inflight import Inflight
 from feedgate.proxy.providers import AZURE_ROUTE, Providers
 from feedgate.proxy.ratelimit import RateLimiter
 from feedgate.proxy.request_id import RequestIds
+from feedgate.proxy.upstream import UpstreamClient
 from feedgate.shared_state import SHARED_STATE, RedisState, shared_state_ctx
 from feedgate.store import make_store
 from feedgate.store.writer import Writer
@@ -87,18 +89,15 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _http_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS].server
-    session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60, ttl_dns_cache=300),
-        timeout=aiohttp.ClientTimeout(
-            total=None, connect=settings.upstream_connect_timeout_s, sock_read=settings.upstream_read_timeout_s
-        ),
-        # Bodies pass through as the upstream encoded them; the log decodes its copy later.
-        auto_decompress=False,
-        # Cookies from one client's upstream answer must never ride along on another client's call.
-        cookie_jar=aiohttp.DummyCookieJar(),
+    # Proxied calls go through the upstream client's pools; the session is for feedgate's own outbound
+    # calls (regression webhooks), which set their own timeouts.
+    upstream = UpstreamClient(
+        connect_timeout_s=settings.upstream_connect_timeout_s, read_timeout_s=settings.upstream_read_timeout_s
     )
-    app[HTTP] = session
+    session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+    app[UPSTREAM], app[HTTP] = upstream, session
     yield
+    await upstream.close()
     await session.close()
 
 

@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
+from feedgate.proxy.headers import header_problem
+
 ENV_PREFIX = "FEEDGATE_"
 SECRET_REF_PREFIX = "os.environ/"
 
@@ -226,6 +228,14 @@ class ProviderSettings(_Section):
             raise ValueError("must be 1-63 characters of a-z 0-9 _ - (it becomes the URL prefix /<name>/)")
         if value in RESERVED_PROVIDER_NAMES:
             raise ValueError(f"{value!r} is reserved; reserved names: {', '.join(sorted(RESERVED_PROVIDER_NAMES))}")
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, header_value in value.items():
+            if (problem := header_problem(name, header_value)) is not None:
+                raise ValueError(problem)
         return value
 
     @field_validator("base_url")

@@ -13,6 +13,7 @@ from feedgate.proxy.inflight import Inflight
 from feedgate.proxy.providers import Providers
 from feedgate.proxy.ratelimit import RateLimiter
 from feedgate.proxy.request_id import RequestIds
+from feedgate.proxy.upstream import UpstreamClient
 from feedgate.store.base import Store
 from feedgate.store.writer import Writer
 
@@ -20,6 +21,7 @@ SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
 WRITER = web.AppKey("writer", Writer)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
+UPSTREAM = web.AppKey("upstream", UpstreamClient)
 INFLIGHT = web.AppKey("inflight", Inflight)
 PRICES = web.AppKey("prices", PriceTable)
 PROVIDERS = web.AppKey("providers", Providers)

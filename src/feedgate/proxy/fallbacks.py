@@ -21,6 +21,7 @@ import orjson
 
 from feedgate.config import origin_of
 from feedgate.errors import BadRequest
+from feedgate.proxy.headers import header_problem
 from feedgate.proxy.providers import Provider
 from feedgate.proxy.target_url import allowed_origin, target_override
 
@@ -73,6 +74,10 @@ def _headers(raw: Any, where: str) -> dict[str, str]:
         return {}
     if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
         raise _bad(f"{where}.headers must be an object of string values")
+    for name, value in raw.items():
+        problem = header_problem(str(name), value)
+        if problem is not None:
+            raise _bad(f"{where}.headers: {problem}")
     return {str(k): v for k, v in raw.items() if not str(k).lower().startswith("helicone-")}
 
 

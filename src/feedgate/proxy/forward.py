@@ -23,7 +23,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from feedgate.errors import RateLimited, UpstreamError, UpstreamTimeout, UpstreamUnreachable
-from feedgate.keys import CACHE, HTTP, INFLIGHT, PRICES, PROVIDERS, RATE_LIMITER, REQUEST_ID, SETTINGS, WRITER
+from feedgate.keys import CACHE, INFLIGHT, PRICES, PROVIDERS, RATE_LIMITER, REQUEST_ID, SETTINGS, UPSTREAM, WRITER
 from feedgate.proxy.cache import Lookup, cache_key, entry_op, lookup, replay
 from feedgate.proxy.exchange import Exchange
 from feedgate.proxy.fallbacks import override_body
@@ -32,6 +32,7 @@ from feedgate.proxy.headers import client_headers, upstream_headers
 from feedgate.proxy.providers import Provider
 from feedgate.proxy.retry import RetryPolicy, retryable
 from feedgate.proxy.stream_usage import UsageChunkFilter, ensure_stream_usage
+from feedgate.proxy.upstream import UpstreamResponse
 
 _CLIENT_GONE = (ConnectionResetError, aiohttp.ClientConnectionResetError)
 # Where clients put a provider key; when feedgate injects the provider's own key, what a client sends
@@ -99,10 +100,16 @@ def _exchange(request: web.Request, provider: Provider, path_qs: str, path: str,
 
 
 async def _send(
-    request: web.Request, url: str, headers: CIMultiDict[str], body: bytes, exchange: Exchange, who: str
-) -> aiohttp.ClientResponse:
+    request: web.Request,
+    base_url: str,
+    path_qs: str,
+    headers: CIMultiDict[str],
+    body: bytes,
+    exchange: Exchange,
+    who: str,
+) -> UpstreamResponse:
     try:
-        return await request.app[HTTP].request(request.method, url, headers=headers, data=body, allow_redirects=False)
+        return await request.app[UPSTREAM].request(request.method, base_url, path_qs, headers, body)
     except TimeoutError:
         exchange.error_type, exchange.error_message = "upstream_timeout", "no answer from the upstream"
         raise UpstreamTimeout(f"{who} did not answer in time", code="upstream_timeout") from None
@@ -134,7 +141,7 @@ async def proxy_handler(request: web.Request) -> web.StreamResponse:
     started = time.perf_counter()
     request.app[INFLIGHT].add(exchange.request_id)
     try:
-        upstream = await _send(request, provider.base_url + path_qs, headers, send_body, exchange, provider.name)
+        upstream = await _send(request, provider.base_url, path_qs, headers, send_body, exchange, provider.name)
         try:
             return await _relay(request, upstream, exchange, started, strip_usage)
         finally:
@@ -215,7 +222,7 @@ async def _send_targets(
     base_headers: CIMultiDict[str],
     bodies: list[bytes],
     exchange: Exchange,
-) -> tuple[aiohttp.ClientResponse, int]:
+) -> tuple[UpstreamResponse, int]:
     """Call the targets in order until one answers with a status its entry does not fall back on."""
     last = len(features.targets) - 1
     retries = 0
@@ -224,10 +231,11 @@ async def _send_targets(
         _credentials(provider, headers, target.own_origin)
         headers.update(target.headers)
         exchange.target_url = target.base_url
-        url = target.base_url + path_qs
         try:
             who = provider.name if target.own_origin else target.base_url
-            upstream, tried = await _send_retrying(request, url, headers, bodies[index], exchange, who, features.retry)
+            upstream, tried = await _send_retrying(
+                request, target.base_url, path_qs, headers, bodies[index], exchange, who, features.retry
+            )
         except UpstreamError:
             if index == last:
                 raise
@@ -244,20 +252,21 @@ async def _send_targets(
 
 async def _send_retrying(
     request: web.Request,
-    url: str,
+    base_url: str,
+    path_qs: str,
     headers: CIMultiDict[str],
     body: bytes,
     exchange: Exchange,
     who: str,
     policy: RetryPolicy | None,
-) -> tuple[aiohttp.ClientResponse, int]:
+) -> tuple[UpstreamResponse, int]:
     """One target, retried on 429, 5xx and failed connections per ``Helicone-Retry-*``: (answer, retries made)."""
     retry = 0
     while True:
         exchange.error_type = exchange.error_message = None
         retry_after = None
         try:
-            upstream = await _send(request, url, headers, body, exchange, who)
+            upstream = await _send(request, base_url, path_qs, headers, body, exchange, who)
         except UpstreamError:
             if policy is None or retry >= policy.retries:
                 raise
@@ -270,7 +279,7 @@ async def _send_retrying(
         await asyncio.sleep(policy.delay_s(retry, retry_after))
 
 
-async def _drain(upstream: aiohttp.ClientResponse) -> None:
+async def _drain(upstream: UpstreamResponse) -> None:
     """Read and drop an answer that will not be relayed, so its connection can be reused."""
     with contextlib.suppress(aiohttp.ClientError, TimeoutError):
         await upstream.read()
@@ -279,7 +288,7 @@ async def _drain(upstream: aiohttp.ClientResponse) -> None:
 
 async def _relay(
     request: web.Request,
-    upstream: aiohttp.ClientResponse,
+    upstream: UpstreamResponse,
     exchange: Exchange,
     started: float,
     strip_usage: bool,

@@ -6,6 +6,7 @@ so they are stripped before the upstream call. Secrets are redacted before anyth
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -30,6 +31,8 @@ SECRET_HEADERS = frozenset(
     {"authorization", "api-key", "x-api-key", "cookie", "set-cookie", "helicone-auth", "proxy-authorization"}
 )
 REDACTED = "[redacted]"
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_BAD_VALUE = re.compile(r"[\r\n\x00]")
 # Response headers feedgate recomputes (aiohttp sets length and framing for what it sends).
 RESPONSE_DROP = HOP_BY_HOP | {"content-encoding"}
 
@@ -47,6 +50,15 @@ def upstream_headers(incoming: Mapping[str, str]) -> CIMultiDict[str]:
         # would reach a client that cannot decode it. (Cheaper than the session's skip_auto_headers.)
         out["Accept-Encoding"] = "identity"
     return out
+
+
+def header_problem(name: str, value: str) -> str | None:
+    """Why a header from configuration or a Helicone header's JSON cannot be sent, or None if it can."""
+    if not _TOKEN.fullmatch(name):
+        return f"{name[:40]!r} is not a valid header name"
+    if _BAD_VALUE.search(value):
+        return f"the value of header {name[:40]!r} contains a line break or NUL"
+    return None
 
 
 def client_headers(upstream: Mapping[str, str], *, keep_encoding: bool) -> CIMultiDict[str]:

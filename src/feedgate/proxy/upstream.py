@@ -1,0 +1,228 @@
+"""The upstream client: a keep-alive connection pool per origin, on aiohttp's own response protocol.
+
+Why not ``aiohttp.ClientSession.request``: the proxy makes one kind of call, bytes in and bytes out, with
+no cookies, redirects, auth helpers, tracing or middlewares. The session's general machinery (URL and
+header merging, a ``ClientRequest`` with a dozen ``update_*`` steps, connection keys, timer contexts) was
+about a quarter of feedgate's CPU per proxied call at saturation (py-spy, referee benchmark bodies).
+
+What must be exactly right stays aiohttp's: ``ResponseHandler`` parses the answer with aiohttp's C parser,
+handles chunked and length-delimited bodies, 1xx answers, flow control, read timeouts and a peer that goes
+away, and hands the body over as aiohttp's ``StreamReader``. What is ours is the simple part: writing the
+request head and keeping idle connections for reuse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections import deque
+from collections.abc import Mapping
+from typing import NamedTuple
+from urllib.parse import urlsplit
+
+import aiohttp
+from aiohttp.client_proto import ResponseHandler
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.streams import StreamReader
+from multidict import CIMultiDictProxy
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+class _Origin(NamedTuple):
+    """Where a base URL points: what to connect to and what to put before the request's own path."""
+
+    host: str
+    port: int
+    tls: bool
+    host_header: str
+    path_prefix: str
+
+
+def _origin(base_url: str) -> _Origin:
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not an http(s) URL: {base_url!r}")
+    tls = parts.scheme == "https"
+    default_port = 443 if tls else 80
+    port = parts.port or default_port
+    host = parts.hostname
+    shown = f"[{host}]" if ":" in host else host
+    host_header = shown if port == default_port else f"{shown}:{port}"
+    return _Origin(host, port, tls, host_header, parts.path.rstrip("/"))
+
+
+class UpstreamResponse:
+    """An upstream's answer: status and headers at once, the body as a stream (the parts of
+    ``aiohttp.ClientResponse`` the proxy uses). ``release()`` returns the connection to the pool when the
+    body was read to its end, and closes it otherwise."""
+
+    __slots__ = ("status", "headers", "content", "content_type", "content_length", "_pool", "_protocol", "_released")
+
+    def __init__(
+        self, status: int, headers: CIMultiDictProxy[str], content: StreamReader, pool: _Pool, protocol: ResponseHandler
+    ) -> None:
+        self.status = status
+        self.headers = headers
+        self.content = content
+        content_type = headers.get("Content-Type")
+        self.content_type = (
+            content_type.partition(";")[0].strip().lower() if content_type else "application/octet-stream"
+        )
+        length = headers.get("Content-Length")
+        self.content_length = int(length) if length is not None and length.isdigit() else None
+        self._pool = pool
+        self._protocol = protocol
+        self._released = False
+
+    async def read(self) -> bytes:
+        """The whole body."""
+        return await self.content.read()
+
+    def release(self) -> None:
+        if not self._released:
+            self._released = True
+            self._pool.put_back(self._protocol, self.content.is_eof())
+
+
+class _Pool:
+    """Idle connections to one origin, newest last: the most recently used is the least likely to be stale."""
+
+    __slots__ = ("origin", "idle", "keepalive_s", "busy")
+
+    def __init__(self, origin: _Origin, keepalive_s: float) -> None:
+        self.origin = origin
+        self.idle: deque[tuple[ResponseHandler, float]] = deque()
+        self.keepalive_s = keepalive_s
+        self.busy: set[ResponseHandler] = set()
+
+    def take(self) -> ResponseHandler | None:
+        idle = self.idle
+        expired = time.monotonic() - self.keepalive_s
+        while idle:
+            protocol, since = idle.pop()
+            if since > expired and protocol.is_connected() and not protocol.should_close:
+                return protocol
+            protocol.close()
+        return None
+
+    def put_back(self, protocol: ResponseHandler, body_done: bool) -> None:
+        self.busy.discard(protocol)
+        if body_done and protocol.is_connected() and not protocol.should_close:
+            now = time.monotonic()
+            self.idle.append((protocol, now))
+            # Connections idle longer than the keep-alive gather at the left end: drop those from time to time.
+            oldest = self.idle[0]
+            if now - oldest[1] > self.keepalive_s:
+                self.idle.popleft()[0].close()
+        else:
+            protocol.close()
+
+    def close(self) -> None:
+        for protocol, _ in self.idle:
+            protocol.close()
+        self.idle.clear()
+        for protocol in self.busy:
+            protocol.abort()
+        self.busy.clear()
+
+
+class UpstreamClient:
+    """Sends a request's bytes to a provider and returns its answer as soon as the status and headers are in.
+
+    Failures raise aiohttp's exceptions, so callers handle them as they would the session's:
+    ``aiohttp.ClientError`` (cannot connect, connection dropped, malformed answer) and ``TimeoutError``
+    (connect timeout, or no bytes for ``read_timeout_s``).
+    """
+
+    def __init__(
+        self,
+        *,
+        connect_timeout_s: float,
+        read_timeout_s: float | None,
+        keepalive_s: float = 60.0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.connect_timeout_s = connect_timeout_s
+        self.read_timeout_s = read_timeout_s
+        self.keepalive_s = keepalive_s
+        self._ssl_context = ssl_context
+        self._pools: dict[str, _Pool] = {}
+
+    async def request(
+        self, method: str, base_url: str, path_qs: str, headers: Mapping[str, str], body: bytes
+    ) -> UpstreamResponse:
+        pool = self._pools.get(base_url)
+        if pool is None:
+            pool = self._pools[base_url] = _Pool(_origin(base_url), self.keepalive_s)
+        origin = pool.origin
+        lines = [f"{method} {origin.path_prefix}{path_qs} HTTP/1.1\r\nHost: {origin.host_header}\r\n"]
+        for name, value in headers.items():
+            lines.append(f"{name}: {value}\r\n")
+        if body or method in _BODY_METHODS:
+            lines.append(f"Content-Length: {len(body)}\r\n")
+        lines.append("\r\n")
+        head = "".join(lines)
+        if head.count("\n") != len(lines) + 1:  # the first item holds two lines
+            # Configured and Helicone-given headers are checked where they come in; this is the last guard
+            # against a header that would smuggle in lines of its own.
+            raise aiohttp.ClientError("refused to send a header name or value containing a line break")
+        protocol = pool.take()
+        if protocol is None:  # not `or`: a protocol is a DataQueue, and an empty one is falsy
+            protocol = await self._connect(origin)
+        pool.busy.add(protocol)
+        try:
+            # An answer with neither a length nor chunked framing ends when the upstream closes the connection.
+            protocol.set_response_params(
+                skip_payload=method == "HEAD",
+                read_until_eof=True,
+                auto_decompress=False,
+                read_timeout=self.read_timeout_s,
+            )
+            transport = protocol.transport
+            if transport is None:
+                raise aiohttp.ServerDisconnectedError()
+            transport.writelines((head.encode("utf-8", "surrogateescape"), body))
+            protocol.start_timeout()
+            while True:
+                try:
+                    message, payload = await protocol.read()
+                except HttpProcessingError as exc:
+                    raise aiohttp.ClientPayloadError(f"malformed answer: {exc.message}") from None
+                if not 100 <= message.code < 200 or message.code == 101:
+                    break
+        except BaseException:
+            pool.busy.discard(protocol)
+            protocol.close()
+            raise
+        return UpstreamResponse(message.code, message.headers, payload, pool, protocol)
+
+    async def _connect(self, origin: _Origin) -> ResponseHandler:
+        loop = asyncio.get_running_loop()
+        context: ssl.SSLContext | None = None
+        if origin.tls:
+            if self._ssl_context is None:
+                self._ssl_context = ssl.create_default_context()
+            context = self._ssl_context
+        try:
+            async with asyncio.timeout(self.connect_timeout_s):
+                _, protocol = await loop.create_connection(
+                    lambda: ResponseHandler(loop),
+                    origin.host,
+                    origin.port,
+                    ssl=context,
+                    server_hostname=origin.host if context is not None else None,
+                )
+        except TimeoutError:
+            raise aiohttp.ConnectionTimeoutError(f"connecting to {origin.host}:{origin.port} timed out") from None
+        except OSError as exc:
+            raise aiohttp.ClientConnectionError(
+                f"cannot connect to {origin.host}:{origin.port}: {exc.strerror or exc}"
+            ) from None
+        return protocol
+
+    async def close(self) -> None:
+        for pool in self._pools.values():
+            pool.close()
+        self._pools.clear()
