@@ -34,10 +34,11 @@ async def test_unclaimed_feedback_is_reported_then_dropped(
     rows = [orjson.loads(line) for line in listed.stdout.splitlines()]
     assert [(row["request_id"], row["events"]) for row in rows] == [("typo-id", 2)]
 
-    await asyncio.sleep(0.3)
     with caplog.at_level(logging.WARNING, logger="feedgate.pending"):
-        assert await sweep_once(gw.app[STORE], gw.app[WRITER], 0.2) == 1
-    assert "typo-id" in caplog.text
+        await asyncio.sleep(0.3)
+        # The gateway's own sweeper (once a second) may get there first: either way, reported once and dropped.
+        await sweep_once(gw.app[STORE], gw.app[WRITER], 0.2)
+    assert caplog.text.count("dropping unclaimed feedback for request typo-id") == 1
     async with http.get(f"{gw.v1}/request/typo-id/feedback") as r:
         data = (await r.json())["data"]
     assert data["rating"] is None and data["history"] == [] and data["scores"] == {}
