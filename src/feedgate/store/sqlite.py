@@ -1,22 +1,23 @@
-"""The embedded default store: one SQLite file in WAL mode.
+"""The embedded default store: one SQLite file in WAL mode, through aiosqlite.
 
-Writes go through ``sqlite_writes.SqliteWrites`` (only ``apply`` uses it, one transaction per batch);
-reads use their own aiosqlite connections, so they never queue behind a large batch and WAL lets them
-see the last committed state.
+Two connections: the writer's (only ``apply`` uses it, one transaction per batch) and a reader's, so
+reads never queue behind a large batch and WAL lets them see the last committed state.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
 from feedgate.store.base import (
+    REQUEST_COLUMNS,
     CacheEntry,
+    InsertRequest,
     WriteOp,
     utc_text,
 )
@@ -24,10 +25,29 @@ from feedgate.store.cache_sql import (
     SELECT_CACHE_ENTRIES,
     cache_entry,
 )
+from feedgate.store.dialect import INSERT_EVENT
 from feedgate.store.migrations import MIGRATIONS, statements
+from feedgate.store.ops import apply_other_ops
 from feedgate.store.sql import SQLITE
-from feedgate.store.sqlite_reads import SqliteReaders
-from feedgate.store.sqlite_writes import SqliteWrites
+from feedgate.store.sqlite_reads import SqliteExecutor, SqliteReaders
+
+_INSERT_FIRST_ATTEMPT = (
+    f"INSERT INTO requests (attempt, {', '.join(REQUEST_COLUMNS)}) "
+    f"VALUES (1, {', '.join('?' for _ in REQUEST_COLUMNS)})"
+)
+_INSERT_REQUEST = (
+    f"INSERT INTO requests (attempt, {', '.join(REQUEST_COLUMNS)}) "
+    f"SELECT COALESCE(MAX(attempt), 0) + 1, {', '.join('?' for _ in REQUEST_COLUMNS)} "
+    "FROM requests WHERE request_id = ?"
+)
+_PREVIOUS_SAME_CONVERSATION = """
+SELECT request_id FROM requests
+WHERE messages_fingerprint = ? AND request_id <> ? AND datetime_utc >= ? AND datetime_utc <= ?
+  AND ((? IS NOT NULL AND session_id = ?) OR (? IS NOT NULL AND user_id = ?))
+  AND (user_id IS NOT NULL OR session_id IS NOT NULL)
+ORDER BY id DESC LIMIT 1
+"""
+_COL = {name: index for index, name in enumerate(REQUEST_COLUMNS)}
 
 
 def sqlite_path(url: str) -> str:
@@ -41,23 +61,19 @@ class SqliteStore:
     def __init__(self, url: str, *, regenerate_window_s: float = 600.0) -> None:
         self.path = sqlite_path(url)
         self.regenerate_window = timedelta(seconds=regenerate_window_s)
-        self._writes = SqliteWrites(self.path, self.regenerate_window)
+        self._write: aiosqlite.Connection | None = None
         self._read: aiosqlite.Connection | None = None
         self._readers = SqliteReaders(self.path)
 
     async def open(self) -> None:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        setup = await self._connect()
-        try:
-            # 8 KiB pages hold a typical logged exchange (2-3 KiB of bodies) with less overflow-page work:
-            # about a fifth less CPU per inserted row. It only takes effect on a new, empty database.
-            await setup.execute("PRAGMA page_size=8192")
-            await setup.execute("PRAGMA journal_mode=WAL")
-            await self._migrate(setup)
-        finally:
-            await setup.close()
-        await self._writes.open()
+        self._write = await self._connect()
+        # 8 KiB pages hold a typical logged exchange (2-3 KiB of bodies) with less overflow-page work:
+        # about a fifth less CPU per inserted row. It only takes effect on a new, empty database.
+        await self._write.execute("PRAGMA page_size=8192")
+        await self._write.execute("PRAGMA journal_mode=WAL")
+        await self._migrate(self._write)
         self._read = await self._connect()
 
     async def _connect(self) -> aiosqlite.Connection:
@@ -91,10 +107,10 @@ class SqliteStore:
 
     async def close(self) -> None:
         await self._readers.close()
-        if self._read is not None:
-            await self._read.close()
-            self._read = None
-        await self._writes.close()
+        for conn in (self._read, self._write):
+            if conn is not None:
+                await conn.close()
+        self._read = self._write = None
 
     @property
     def reader(self) -> aiosqlite.Connection:
@@ -110,7 +126,48 @@ class SqliteStore:
         return [row[0] for row in rows]
 
     async def apply(self, ops: Sequence[WriteOp]) -> None:
-        await self._writes.apply(ops)
+        conn = self._write
+        if conn is None:
+            raise RuntimeError("store is not open")
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            inserts = [op for op in ops if isinstance(op, InsertRequest)]
+            if inserts:
+                fresh = [op.values for op in inserts if op.fresh_id]
+                if fresh:
+                    await conn.executemany(_INSERT_FIRST_ATTEMPT, fresh)
+                retried = [(*op.values, op.request_id) for op in inserts if not op.fresh_id]
+                if retried:
+                    await conn.executemany(_INSERT_REQUEST, retried)
+                await self._derive_signals(conn, inserts)
+            await apply_other_ops(SqliteExecutor(conn), SQLITE, ops)
+        except BaseException:
+            await conn.execute("ROLLBACK")
+            raise
+        await conn.execute("COMMIT")
+
+    async def _derive_signals(self, conn: aiosqlite.Connection, inserts: list[InsertRequest]) -> None:
+        events: list[tuple[Any, ...]] = []
+        for op in inserts:
+            values = op.values
+            when = values[_COL["datetime_utc"]]
+            for signal in op.derived_signals:
+                events.append(("request", op.request_id, "implicit", 0, signal, None, None, None, "feedgate", when))
+            fingerprint = values[_COL["messages_fingerprint"]]
+            session_id, user_id = values[_COL["session_id"]], values[_COL["user_id"]]
+            if fingerprint is None or (session_id is None and user_id is None):
+                continue
+            since = utc_text(
+                datetime.strptime(when, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC) - self.regenerate_window
+            )
+            rows = await conn.execute_fetchall(
+                _PREVIOUS_SAME_CONVERSATION,
+                (fingerprint, op.request_id, since, when, session_id, session_id, user_id, user_id),
+            )
+            for row in rows:
+                events.append(("request", row[0], "implicit", 0, "regenerated", None, None, None, "feedgate", when))
+        if events:
+            await conn.executemany(INSERT_EVENT, events)
 
     async def request_attempts(self, request_id: str) -> list[dict[str, Any]]:
         rows = await self.reader.execute_fetchall(

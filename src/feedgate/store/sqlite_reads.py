@@ -69,3 +69,16 @@ class SqliteReaders:
             await conn.close()
         self._all.clear()
         self._idle = asyncio.Queue()
+
+
+class SqliteExecutor:
+    """The writer connection seen through ``datasets.Executor`` (statements written with ``?``)."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self.conn = conn
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        await self.conn.execute(sql, params)
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        await self.conn.executemany(sql, rows)
