@@ -46,8 +46,8 @@ def upstream_headers(incoming: Mapping[str, str]) -> CIMultiDict[str]:
             continue
         out.add(name, value)
     if "Accept-Encoding" not in out:
-        # Otherwise aiohttp offers gzip on the client's behalf, and the answer, passed through as it comes,
-        # would reach a client that cannot decode it. (Cheaper than the session's skip_auto_headers.)
+        # Without the header any encoding is acceptable (RFC 9110), and the answer, passed through as it
+        # comes, could reach a client that cannot decode it.
         out["Accept-Encoding"] = "identity"
     return out
 
