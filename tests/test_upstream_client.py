@@ -16,6 +16,7 @@ from aiohttp import web
 
 from conftest import Gateway, gateway_settings, start_gateway
 from fakes import FakeUpstream, openai_app
+from feedgate.proxy.upstream import UpstreamClient
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "echo: pooled"}]}
 
@@ -61,6 +62,31 @@ async def test_upstream_closing_an_idle_connection_costs_no_call(tmp_path: Path,
             assert answer.choices[0].message.content == "pooled"
             assert len({r.peer for r in fake.received}) == 2
     finally:
+        await runner.cleanup()
+
+
+async def test_idle_connections_are_closed_once_the_keepalive_has_passed(fake: FakeUpstream) -> None:
+    runner = web.AppRunner(openai_app(fake), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    client = UpstreamClient(connect_timeout_s=5, read_timeout_s=10, keepalive_s=0.2)
+    body = json.dumps(CHAT).encode()
+    try:
+        answers = await asyncio.gather(
+            *(
+                client.request("POST", url, "/v1/chat/completions", {"Content-Type": "application/json"}, body)
+                for _ in range(3)
+            )
+        )
+        for answer in answers:
+            assert answer.status == 200 and b"pooled" in await answer.read()
+            answer.release()
+        assert runner.server is not None and len(runner.server.connections) == 3  # kept for reuse
+        await asyncio.sleep(0.7)  # no traffic: after the keep-alive they are closed, not left open
+        assert runner.server.connections == []
+    finally:
+        await client.close()
         await runner.cleanup()
 
 

@@ -87,15 +87,20 @@ class UpstreamResponse:
 
 
 class _Pool:
-    """Idle connections to one origin, newest last: the most recently used is the least likely to be stale."""
+    """Idle connections to one origin, newest last: the most recently used is the least likely to be stale.
 
-    __slots__ = ("origin", "idle", "keepalive_s", "busy")
+    Connections idle longer than ``keepalive_s`` gather at the left end. A timer, armed while any connection
+    is idle, closes them there, so a burst's connections do not stay open after the traffic is gone.
+    """
+
+    __slots__ = ("origin", "idle", "keepalive_s", "busy", "_sweep")
 
     def __init__(self, origin: _Origin, keepalive_s: float) -> None:
         self.origin = origin
         self.idle: deque[tuple[ResponseHandler, float]] = deque()
         self.keepalive_s = keepalive_s
         self.busy: set[ResponseHandler] = set()
+        self._sweep: asyncio.TimerHandle | None = None
 
     def take(self) -> ResponseHandler | None:
         idle = self.idle
@@ -110,16 +115,26 @@ class _Pool:
     def put_back(self, protocol: ResponseHandler, body_done: bool) -> None:
         self.busy.discard(protocol)
         if body_done and protocol.is_connected() and not protocol.should_close:
-            now = time.monotonic()
-            self.idle.append((protocol, now))
-            # Connections idle longer than the keep-alive gather at the left end: drop those from time to time.
-            oldest = self.idle[0]
-            if now - oldest[1] > self.keepalive_s:
-                self.idle.popleft()[0].close()
+            self.idle.append((protocol, time.monotonic()))
+            if self._sweep is None:
+                self._sweep = asyncio.get_running_loop().call_later(self.keepalive_s, self._close_expired)
         else:
             protocol.close()
 
+    def _close_expired(self) -> None:
+        self._sweep = None
+        idle = self.idle
+        expired = time.monotonic() - self.keepalive_s
+        while idle and idle[0][1] <= expired:
+            idle.popleft()[0].close()
+        if idle:
+            wait = idle[0][1] - expired
+            self._sweep = asyncio.get_running_loop().call_later(wait, self._close_expired)
+
     def close(self) -> None:
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
         for protocol, _ in self.idle:
             protocol.close()
         self.idle.clear()
