@@ -72,6 +72,12 @@ def test_provider_header_with_a_line_break_is_refused(tmp_path: Path) -> None:
     assert result.stderr.count("\n") == 1
 
 
+def test_base_url_with_credentials_is_refused_without_echoing_them() -> None:
+    result = run_cli("check-config", env={"FEEDGATE_OPENAI_BASE_URL": "https://user:pw-secret@llm.internal"})
+    assert result.returncode == 2 and "openai.base_url" in result.stderr and "user:password" in result.stderr
+    assert "pw-secret" not in result.stderr
+
+
 def test_check_config_masks_secrets() -> None:
     result = run_cli(
         "check-config",

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from feedgate.proxy.headers import header_problem
 
 ENV_PREFIX = "FEEDGATE_"
+_NOT_A_BASE_URL = "must be an http:// or https:// URL without user:password (send credentials as headers)"
 SECRET_REF_PREFIX = "os.environ/"
 
 
@@ -91,8 +92,8 @@ class ProviderBaseSettings(_Section):
     @field_validator("base_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
+        if origin_of(value) is None:
+            raise ValueError(_NOT_A_BASE_URL)
         return value.rstrip("/")
 
 
@@ -242,7 +243,7 @@ class ProviderSettings(_Section):
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and origin_of(value) is None:
-            raise ValueError("must be an http:// or https:// URL")
+            raise ValueError(_NOT_A_BASE_URL)
         return None if value is None else value.rstrip("/")
 
 
