@@ -171,16 +171,22 @@ async def test_serve_waits_for_a_database_that_comes_up_within_connect_wait_s(pg
     relay = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
     port = free_port()
     proc = await serve({"FEEDGATE_DATABASE_URL": via(url, relay.port), "FEEDGATE_DATABASE_CONNECT_WAIT_S": "20"}, port)
+    assert proc.stderr is not None
+    seen = b""
     try:
-        await asyncio.sleep(1.0)
+        # The database comes up only once the gateway has found it missing (however long its start took).
+        while b"database not reachable yet" not in seen:
+            line = await asyncio.wait_for(proc.stderr.readline(), 30)
+            assert line, f"gateway exited without waiting: {seen.decode()}"
+            seen += line
         assert proc.returncode is None
         await relay.start()
         await wait_ready(f"http://127.0.0.1:{port}", proc, attempts=300)
     finally:
         proc.terminate()
-        _, stderr = await asyncio.wait_for(proc.communicate(), 30)
+        await asyncio.wait_for(proc.communicate(), 30)
         await relay.cut()
-    assert proc.returncode == 0 and b"database not reachable yet" in stderr
+    assert proc.returncode == 0
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
