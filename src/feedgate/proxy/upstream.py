@@ -157,12 +157,11 @@ class UpstreamClient:
         connect_timeout_s: float,
         read_timeout_s: float | None,
         keepalive_s: float = 60.0,
-        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.connect_timeout_s = connect_timeout_s
         self.read_timeout_s = read_timeout_s
         self.keepalive_s = keepalive_s
-        self._ssl_context = ssl_context
+        self._ssl_context: ssl.SSLContext | None = None  # made at the first HTTPS connection
         self._pools: dict[str, _Pool] = {}
 
     async def request(
