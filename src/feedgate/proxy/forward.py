@@ -321,7 +321,8 @@ async def _relay(
     try:
         await response.prepare(request)  # the client may be gone before its answer starts
         writing = False
-        async for chunk in upstream.content.iter_any():
+        read_chunk = upstream.read_chunk
+        while chunk := await read_chunk():
             if not chunks:
                 exchange.ttft_ms = (time.perf_counter() - started) * 1000.0
             chunks.append(chunk)

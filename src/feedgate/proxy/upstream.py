@@ -1,14 +1,11 @@
-"""The upstream client: a keep-alive connection pool per origin, on aiohttp's own response protocol.
+"""The upstream client: a keep-alive connection pool per origin.
 
 Why not ``aiohttp.ClientSession.request``: the proxy makes one kind of call, bytes in and bytes out, with
 no cookies, redirects, auth helpers, tracing or middlewares. The session's general machinery (URL and
 header merging, a ``ClientRequest`` with a dozen ``update_*`` steps, connection keys, timer contexts) was
 about a quarter of feedgate's CPU per proxied call at saturation (py-spy, referee benchmark bodies).
-
-What must be exactly right stays aiohttp's: ``ResponseHandler`` parses the answer with aiohttp's C parser,
-handles chunked and length-delimited bodies, 1xx answers, flow control, read timeouts and a peer that goes
-away, and hands the body over as aiohttp's ``StreamReader``. What is ours is the simple part: writing the
-request head and keeping idle connections for reuse.
+Answers are read by ``upstream_conn.UpstreamConnection``; this module writes requests and keeps idle
+connections for reuse.
 """
 
 from __future__ import annotations
@@ -22,10 +19,8 @@ from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import aiohttp
-from aiohttp.client_proto import ResponseHandler
-from aiohttp.http_exceptions import HttpProcessingError
-from aiohttp.streams import StreamReader
-from multidict import CIMultiDictProxy
+
+from feedgate.proxy.upstream_conn import UpstreamConnection
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
@@ -54,18 +49,18 @@ def _origin(base_url: str) -> _Origin:
 
 
 class UpstreamResponse:
-    """An upstream's answer: status and headers at once, the body as a stream (the parts of
-    ``aiohttp.ClientResponse`` the proxy uses). ``release()`` returns the connection to the pool when the
-    body was read to its end, and closes it otherwise."""
+    """An upstream's answer: status and headers at once, the body read piece by piece as it arrives.
+    ``release()`` returns the connection to the pool when the body was read to its end, and closes it
+    otherwise."""
 
-    __slots__ = ("status", "headers", "content", "content_type", "content_length", "_pool", "_protocol", "_released")
+    __slots__ = ("status", "headers", "content_type", "content_length", "read_chunk", "_pool", "_protocol", "_released")
 
-    def __init__(
-        self, status: int, headers: CIMultiDictProxy[str], content: StreamReader, pool: _Pool, protocol: ResponseHandler
-    ) -> None:
-        self.status = status
-        self.headers = headers
-        self.content = content
+    def __init__(self, pool: _Pool, protocol: UpstreamConnection) -> None:
+        self.status = protocol.status
+        self.headers = headers = protocol.headers
+        # The body bytes that arrived since the last call, waiting for some; b"" once the body has ended.
+        # Raises aiohttp.ClientPayloadError when the upstream breaks off, TimeoutError when it goes quiet.
+        self.read_chunk = protocol.read_chunk
         content_type = headers.get("Content-Type")
         self.content_type = (
             content_type.partition(";")[0].strip().lower() if content_type else "application/octet-stream"
@@ -78,12 +73,15 @@ class UpstreamResponse:
 
     async def read(self) -> bytes:
         """The whole body."""
-        return await self.content.read()
+        parts = []
+        while chunk := await self.read_chunk():
+            parts.append(chunk)
+        return b"".join(parts)
 
     def release(self) -> None:
         if not self._released:
             self._released = True
-            self._pool.put_back(self._protocol, self.content.is_eof())
+            self._pool.put_back(self._protocol, self._protocol.complete)
 
 
 class _Pool:
@@ -97,12 +95,12 @@ class _Pool:
 
     def __init__(self, origin: _Origin, keepalive_s: float) -> None:
         self.origin = origin
-        self.idle: deque[tuple[ResponseHandler, float]] = deque()
+        self.idle: deque[tuple[UpstreamConnection, float]] = deque()
         self.keepalive_s = keepalive_s
-        self.busy: set[ResponseHandler] = set()
+        self.busy: set[UpstreamConnection] = set()
         self._sweep: asyncio.TimerHandle | None = None
 
-    def take(self) -> ResponseHandler | None:
+    def take(self) -> UpstreamConnection | None:
         idle = self.idle
         expired = time.monotonic() - self.keepalive_s
         while idle:
@@ -112,7 +110,7 @@ class _Pool:
             protocol.close()
         return None
 
-    def put_back(self, protocol: ResponseHandler, body_done: bool) -> None:
+    def put_back(self, protocol: UpstreamConnection, body_done: bool) -> None:
         self.busy.discard(protocol)
         if body_done and protocol.is_connected() and not protocol.should_close:
             self.idle.append((protocol, time.monotonic()))
@@ -187,32 +185,19 @@ class UpstreamClient:
             protocol = await self._connect(origin)
         pool.busy.add(protocol)
         try:
-            # An answer with neither a length nor chunked framing ends when the upstream closes the connection.
-            protocol.set_response_params(
-                skip_payload=method == "HEAD",
-                read_until_eof=True,
-                auto_decompress=False,
-                read_timeout=self.read_timeout_s,
-            )
             transport = protocol.transport
             if transport is None:
                 raise aiohttp.ServerDisconnectedError()
+            head_received = protocol.expect(method == "HEAD", self.read_timeout_s)
             transport.writelines((head.encode("utf-8", "surrogateescape"), body))
-            protocol.start_timeout()
-            while True:
-                try:
-                    message, payload = await protocol.read()
-                except HttpProcessingError as exc:
-                    raise aiohttp.ClientPayloadError(f"malformed answer: {exc.message}") from None
-                if not 100 <= message.code < 200 or message.code == 101:
-                    break
+            await head_received
         except BaseException:
             pool.busy.discard(protocol)
             protocol.close()
             raise
-        return UpstreamResponse(message.code, message.headers, payload, pool, protocol)
+        return UpstreamResponse(pool, protocol)
 
-    async def _connect(self, origin: _Origin) -> ResponseHandler:
+    async def _connect(self, origin: _Origin) -> UpstreamConnection:
         loop = asyncio.get_running_loop()
         context: ssl.SSLContext | None = None
         if origin.tls:
@@ -222,7 +207,7 @@ class UpstreamClient:
         try:
             async with asyncio.timeout(self.connect_timeout_s):
                 _, protocol = await loop.create_connection(
-                    lambda: ResponseHandler(loop),
+                    lambda: UpstreamConnection(loop),
                     origin.host,
                     origin.port,
                     ssl=context,
