@@ -6,6 +6,7 @@ import asyncio
 import logging
 import subprocess
 import sys
+import time
 
 import aiohttp
 import orjson
@@ -19,7 +20,10 @@ from feedgate.pending import sweep_once
 async def test_unclaimed_feedback_is_reported_then_dropped(
     make_gateway: object, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
 ) -> None:
-    gw: Gateway = await make_gateway(feedback={"pending_ttl_s": 0.2})  # type: ignore[operator]
+    # The TTL outlasts the CLI's start-up on a slow machine, so the listing below sees the entry for sure.
+    caplog.set_level(logging.WARNING, logger="feedgate.pending")
+    gw: Gateway = await make_gateway(feedback={"pending_ttl_s": 1.5})  # type: ignore[operator]
+    posted = time.monotonic()
     async with http.post(f"{gw.v1}/request/typo-id/feedback", json={"rating": False, "comment": "meh"}) as r:
         assert r.status == 202
     async with http.post(f"{gw.v1}/request/typo-id/score", json={"scores": {"stars": 1}}) as r:
@@ -34,10 +38,9 @@ async def test_unclaimed_feedback_is_reported_then_dropped(
     rows = [orjson.loads(line) for line in listed.stdout.splitlines()]
     assert [(row["request_id"], row["events"]) for row in rows] == [("typo-id", 2)]
 
-    with caplog.at_level(logging.WARNING, logger="feedgate.pending"):
-        await asyncio.sleep(0.3)
-        # The gateway's own sweeper (once a second) may get there first: either way, reported once and dropped.
-        await sweep_once(gw.app[STORE], gw.app[WRITER], 0.2)
+    await asyncio.sleep(max(0.0, posted + 1.7 - time.monotonic()))
+    # The gateway's own sweeper (once a second) may get there first: either way, reported once and dropped.
+    await sweep_once(gw.app[STORE], gw.app[WRITER], 1.5)
     assert caplog.text.count("dropping unclaimed feedback for request typo-id") == 1
     async with http.get(f"{gw.v1}/request/typo-id/feedback") as r:
         data = (await r.json())["data"]
