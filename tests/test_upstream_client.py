@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import ssl
 import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -17,6 +20,8 @@ from aiohttp import web
 from conftest import Gateway, gateway_settings, start_gateway
 from fakes import FakeUpstream, openai_app
 from feedgate.proxy.upstream import UpstreamClient
+from serving import wait_ready
+from tcpproxy import free_port
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "echo: pooled"}]}
 
@@ -198,3 +203,33 @@ async def test_https_upstream_with_an_untrusted_certificate_is_refused(
         assert caught.value.status_code == 502
         assert "certificate" in caught.value.message.lower()
         assert not fake.received
+
+
+async def test_served_gateway_streams_from_an_https_upstream(
+    tmp_path: Path, tls_upstream: str, fake: FakeUpstream, certificate: tuple[Path, Path]
+) -> None:
+    # The real process runs on uvloop, whose TLS transport is not asyncio's: streams, pooling and a large
+    # answer read in pieces must work there too.
+    port = free_port()
+    env = {
+        **os.environ,
+        "SSL_CERT_FILE": str(certificate[0]),
+        "FEEDGATE_OPENAI_BASE_URL": tls_upstream,
+        "FEEDGATE_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "feedgate", "serve", "--port", str(port), env=env, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        await wait_ready(f"http://127.0.0.1:{port}", proc)
+        client = openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="sk-test", max_retries=0)
+        for _ in range(2):
+            stream = await client.chat.completions.create(**CHAT, stream=True)  # type: ignore[arg-type]
+            assert "".join([c.choices[0].delta.content or "" async for c in stream if c.choices]) == "pooled"
+        # About 1.5 MB of JSON: many TLS records, read in many pieces.
+        embedded = await client.embeddings.create(model="text-embedding-3-small", input=["x"] * 300, dimensions=256)
+        assert len(embedded.data) == 300 and all(len(e.embedding) == 256 for e in embedded.data)
+        assert len({r.peer for r in fake.received}) == 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await proc.wait()
