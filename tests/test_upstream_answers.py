@@ -144,7 +144,7 @@ async def test_head_request_is_answered_without_a_body(tmp_path: Path) -> None:
         async with aiohttp.ClientSession() as http:
             for _ in range(2):
                 async with http.head(f"{gateway.v1}/models", timeout=aiohttp.ClientTimeout(total=5)) as r:
-                    assert r.status == 200 and await r.read() == b""
+                    assert r.status == 200 and r.headers["Content-Length"] == "1234" and await r.read() == b""
                     request_id = r.headers["Helicone-Id"]
         row = await gateway.row(request_id)
         assert row["method"] == "HEAD" and row["status"] == 200 and row["error_type"] is None

@@ -310,6 +310,8 @@ async def _relay(
             exchange.error_type, exchange.error_message = "upstream_disconnected", str(exc)
             raise UpstreamUnreachable(f"the upstream broke off its answer: {exc}") from None
         exchange.response_chunks.append(data)
+        if request.method == "HEAD" and upstream.content_length is not None:
+            headers["Content-Length"] = str(upstream.content_length)  # what a GET would send, as HEAD promises
         return web.Response(status=upstream.status, body=data, headers=headers)
 
     exchange.is_stream = is_sse
