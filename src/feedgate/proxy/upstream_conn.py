@@ -88,12 +88,10 @@ class UpstreamConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         parser = self._parser
         if parser is None or self.complete:
-            self.should_close = True  # an upstream talking out of turn
-            self._close()
+            self.close()  # an upstream talking out of turn
             return
         self._last_read = self.loop.time()
-        head = self._head
-        if head is not None:
+        if self._head is not None:
             self._head_bytes += len(data)
         try:
             parser.feed_data(data)
@@ -103,22 +101,19 @@ class UpstreamConnection(asyncio.Protocol):
                 return
             why = "a protocol switch is not supported" if isinstance(exc, httptools.HttpParserUpgrade) else exc
             self._fail(aiohttp.ClientPayloadError(f"malformed answer: {why}"))
-            self._close()
+            self.close()
             return
-        if head is not None and self._head is not None and self._head_bytes > _MAX_HEAD:
+        if self._head is not None and self._head_bytes > _MAX_HEAD:
             self._fail(aiohttp.ClientPayloadError("malformed answer: status line and headers too large"))
-            self._close()
+            self.close()
             return
         if self.parts:
             self._buffered += len(data)
             if self._buffered > _HIGH_WATER and not self._paused and self.transport is not None:
                 self._paused = True
                 self.transport.pause_reading()
-        waiter = self._waiter
-        if waiter is not None and (self.parts or self.complete):
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        if self.parts or self.complete:
+            self._wake()
 
     def eof_received(self) -> bool:
         return False  # the transport closes itself; connection_lost settles the answer
@@ -218,7 +213,8 @@ class UpstreamConnection(asyncio.Protocol):
 
     def close(self) -> None:
         self.should_close = True
-        self._close()
+        if self.transport is not None:
+            self.transport.close()
 
     def abort(self) -> None:
         self.should_close = True
@@ -226,10 +222,6 @@ class UpstreamConnection(asyncio.Protocol):
             self.transport.abort()
 
     # -- internals
-
-    def _close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
 
     def _fail(self, exc: BaseException) -> None:
         self.should_close = True
@@ -258,7 +250,7 @@ class UpstreamConnection(asyncio.Protocol):
         due = self._last_read + timeout
         if now >= due:
             self._fail(TimeoutError())
-            self._close()
+            self.close()
         else:
             self._timer = self.loop.call_at(due, self._check_timeout)
 
