@@ -5,7 +5,7 @@
 
 Two numbers: ``apply`` (rows already built, straight into ``Store.apply`` in batches: the database side alone)
 and ``writer`` (realistic chat exchanges, half of them streamed, through the real ``Writer`` with
-``derive_row``: parsing, stream assembly, pricing and the database, as in production). A PostgreSQL URL gets
+``build_row``: parsing, stream assembly, pricing and the database, as in production). A PostgreSQL URL gets
 a throw-away schema, dropped at the end.
 """
 
@@ -22,11 +22,12 @@ import uuid
 import asyncpg
 
 from feedgate.config import load_settings
-from feedgate.pricing import PriceTable
-from feedgate.proxy.derive import derive_row
-from feedgate.proxy.exchange import Exchange
+from feedgate.logrows.build import build_row
+from feedgate.logrows.exchange import Exchange
+from feedgate.logrows.pricing import PriceTable
 from feedgate.store import make_store
-from feedgate.store.base import InsertRequest, Store
+from feedgate.store.ops import InsertRequest
+from feedgate.store.protocol import Store
 from feedgate.store.writer import Writer
 
 
@@ -86,7 +87,7 @@ async def open_store(url: str) -> Store:
 
 async def bench_apply(url: str, rows: int, batch: int) -> float:
     prices = PriceTable.load()
-    built: list[InsertRequest] = [derive_row(exchange(n), prices) for n in range(rows)]
+    built: list[InsertRequest] = [build_row(exchange(n), prices) for n in range(rows)]
     store = await open_store(url)
     try:
         started = time.perf_counter()
@@ -101,13 +102,13 @@ async def bench_apply(url: str, rows: int, batch: int) -> float:
 
 async def bench_writer(url: str, rows: int, batch: int) -> float:
     store = await open_store(url)
-    writer = Writer(store, functools.partial(derive_row, prices=PriceTable.load()), queue_size=rows, batch_max=batch)
+    writer = Writer(store, functools.partial(build_row, prices=PriceTable.load()), queue_size=rows, batch_max=batch)
     exchanges = [exchange(n) for n in range(rows)]
     writer.start()
     try:
         started = time.perf_counter()
         for item in exchanges:
-            writer.log(item, item.request_id)
+            writer.log(item)
         while writer.queued_ids:
             await asyncio.sleep(0.001)
         elapsed = time.perf_counter() - started

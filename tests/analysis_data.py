@@ -7,9 +7,10 @@ from typing import Any
 
 import orjson
 
-from feedgate.proxy.assemble import request_facts
-from feedgate.proxy.derive import fingerprint
-from feedgate.store.base import REQUEST_COLUMNS, InsertRequest, PutFeedback, PutScores, WriteOp, utc_text
+from feedgate.logrows.assemble import request_facts
+from feedgate.logrows.build import fingerprint
+from feedgate.store.ops import REQUEST_COLUMNS, InsertRequest, PutFeedback, PutScores, WriteOp
+from feedgate.store.utc import utc_text
 
 NOW = datetime.now(UTC)
 

@@ -17,8 +17,8 @@ from aiohttp import web
 
 from fakes import FakeUpstream, anthropic_app, combined_app, openai_app, serve_app
 from feedgate.app import create_app
+from feedgate.appkeys import INFLIGHT, STORE, WRITER
 from feedgate.config import Settings, load_settings
-from feedgate.keys import INFLIGHT, STORE, WRITER
 
 # ``store``: each store test once on SQLite and once on PostgreSQL (tests/pgschema.py).
 pytest_plugins = ("pgschema",)

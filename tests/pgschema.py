@@ -20,7 +20,7 @@ import pytest
 
 from feedgate.config import load_settings
 from feedgate.store import make_store
-from feedgate.store.base import Store
+from feedgate.store.protocol import Store
 
 ENV = "FEEDGATE_TEST_POSTGRES_URL"
 SKIP_REASON = f"{ENV} is not set (e.g. postgresql://postgres@127.0.0.1:5432/test): PostgreSQL tests skipped"

@@ -13,8 +13,8 @@ from analysis_data import ago, known_dataset, rate, row, signal
 from conftest import Gateway, GatewayFactory
 from fakes import serve_app
 from feedgate.analysis.stats import percentile
-from feedgate.keys import WRITER
-from feedgate.store.base import WriteOp
+from feedgate.appkeys import WRITER
+from feedgate.store.ops import WriteOp
 
 # 95% Wilson bounds worked out by hand (40-digit decimals, z = 1.959963984540054):
 # center = (p + z^2/2n) / (1 + z^2/n), half = z * sqrt(p(1-p)/n + z^2/4n^2) / (1 + z^2/n).

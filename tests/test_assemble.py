@@ -6,7 +6,7 @@ from typing import Any
 import orjson
 import pytest
 
-from feedgate.proxy.assemble import (
+from feedgate.logrows.assemble import (
     Assembled,
     RequestFacts,
     Usage,

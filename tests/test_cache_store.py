@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from feedgate.store.base import CacheEntry, PutCacheEntry, Store, utc_text
+from feedgate.store.ops import CacheEntry, PutCacheEntry
+from feedgate.store.protocol import Store
+from feedgate.store.utc import utc_text
 from pgschema import Schemas, pg_schemas  # noqa: F401  (fixture)
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from feedgate.config import ConfigError, load_settings, masked
-from feedgate.config_reference import END, START, markdown, yaml_example
+from feedgate.config import load_settings, masked
+from feedgate.config.reference import END, START, markdown, yaml_example
+from feedgate.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -98,8 +99,8 @@ def test_open_gateway_refuses_public_bind_without_keys() -> None:
 def test_generated_reference_and_example_are_current() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     block = readme.split(START, 1)[1].split(END, 1)[0].strip()
-    assert block == markdown(), "README config reference is stale: run python -m feedgate.config_reference"
+    assert block == markdown(), "README config reference is stale: run python -m feedgate.config.reference"
     example = (ROOT / "config" / "feedgate.yaml").read_text(encoding="utf-8")
-    assert example == yaml_example(), "config/feedgate.yaml is stale: run python -m feedgate.config_reference"
+    assert example == yaml_example(), "config/feedgate.yaml is stale: run python -m feedgate.config.reference"
     # The example file is itself a valid config that yields the defaults.
     assert load_settings(ROOT / "config" / "feedgate.yaml", environ={}) == load_settings(environ={})

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from conftest import Gateway, GatewayFactory
-from feedgate.pricing import PriceTable
+from feedgate.logrows.pricing import PriceTable
 
 MESSAGES = [{"role": "user", "content": "echo: four words right here"}]
 

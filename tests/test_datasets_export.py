@@ -14,8 +14,8 @@ import pytest
 
 from analysis_data import ago, known_dataset, rate, row
 from conftest import Gateway, GatewayFactory
-from feedgate.keys import WRITER
-from feedgate.store.base import WriteOp
+from feedgate.appkeys import WRITER
+from feedgate.store.ops import WriteOp
 
 ROLES = {"system", "user", "assistant", "tool"}
 

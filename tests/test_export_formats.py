@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from feedgate.analysis.export import (
+from feedgate.analysis.training_formats import (
     ExportRow,
     few_shot,
     openai_chat_lines,

@@ -8,10 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from feedgate.analysis.grouped import Rated, WindowCounts, poor_groups, regressions
+from feedgate.analysis.grouped import poor_groups, regressions
 from feedgate.analysis.insights import find_poor_groups
 from feedgate.analysis.regressions import find_regressions
 from feedgate.analysis.stats import StatRow
+from feedgate.store.reads.windows import Rated, WindowCounts
 
 NOW = datetime(2025, 3, 1, tzinfo=UTC)
 

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from conftest import Gateway, GatewayFactory
-from feedgate.keys import STORE
+from feedgate.appkeys import STORE
 
 CHAT_REQUEST = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 CHAT_RESPONSE = {

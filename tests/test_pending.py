@@ -13,8 +13,8 @@ import orjson
 import pytest
 
 from conftest import Gateway
-from feedgate.keys import STORE, WRITER
-from feedgate.pending import sweep_once
+from feedgate.appkeys import STORE, WRITER
+from feedgate.store.pending import sweep_once
 
 
 async def test_unclaimed_feedback_is_reported_then_dropped(

@@ -10,13 +10,16 @@ from typing import Any
 
 import pytest
 
+from feedgate.analysis.quality import group_stats
 from feedgate.analysis.stats import GroupStats, percentile
-from feedgate.store.analytics import dimension, group_stats
-from feedgate.store.base import REQUEST_COLUMNS, InsertRequest, Store, utc_text
 from feedgate.store.filters import compile_filter
-from feedgate.store.percentiles import Sampling
+from feedgate.store.ops import REQUEST_COLUMNS, InsertRequest
 from feedgate.store.postgres import PostgresStore
+from feedgate.store.protocol import Store
+from feedgate.store.reads.durations import Sampling
+from feedgate.store.reads.groups import dimension
 from feedgate.store.sqlite import SqliteStore
+from feedgate.store.utc import utc_text
 from pgschema import pg_schemas  # noqa: F401  (fixture)
 
 T0 = datetime(2025, 3, 1, tzinfo=UTC)

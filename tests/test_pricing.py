@@ -5,7 +5,7 @@ from importlib.resources import files
 
 import pytest
 
-from feedgate.pricing import Price, PriceTable, openai_uncached
+from feedgate.logrows.pricing import Price, PriceTable, openai_uncached
 
 
 @pytest.fixture(scope="module")

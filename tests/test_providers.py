@@ -10,7 +10,8 @@ import pytest
 
 from conftest import Gateway, GatewayFactory
 from fakes import FakeUpstream
-from feedgate.config import ConfigError, load_settings, masked
+from feedgate.config import load_settings, masked
+from feedgate.errors import ConfigError
 from feedgate.proxy.providers import Providers
 
 CHAT = [{"role": "user", "content": "echo: hello there"}]

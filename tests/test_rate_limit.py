@@ -10,8 +10,8 @@ import pytest
 
 from conftest import Gateway, GatewayFactory
 from fakes import FakeUpstream
-from feedgate.keys import STORE
-from feedgate.proxy.ratelimit import LocalRateCounter, parse_policy
+from feedgate.appkeys import STORE
+from feedgate.proxy.features.ratelimit import LocalRateCounter, parse_policy
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 

@@ -12,11 +12,8 @@ import orjson
 import pytest
 
 from analysis_data import ago, known_dataset, rate, row
-from feedgate.config import AnalysisSettings, load_settings
-from feedgate.exporting import FORMATS, Export
-from feedgate.reports import (
-    AnalysisStore,
-    analysis_store,
+from feedgate.analysis.export_run import FORMATS, Export
+from feedgate.analysis.reports import (
     count_requests,
     insights_report,
     query_body,
@@ -24,11 +21,13 @@ from feedgate.reports import (
     regressions_report,
     stats_report,
 )
+from feedgate.config import AnalysisSettings, load_settings
 from feedgate.store import make_store
-from feedgate.store.base import CreateDataset, MutateDataset, Store
 from feedgate.store.datasets import dataset_items, list_datasets
-from feedgate.store.exports import dataset_scope
 from feedgate.store.filters import compile_filter
+from feedgate.store.ops import CreateDataset, MutateDataset
+from feedgate.store.protocol import Store
+from feedgate.store.reads.export_rows import dataset_scope
 from pgschema import pg_schemas  # noqa: F401  (fixture)
 
 
@@ -40,21 +39,17 @@ async def store(store: Store) -> Store:
     return store
 
 
-def view(store: Store) -> AnalysisStore:
-    return analysis_store(store)
-
-
 async def test_stats_same_numbers(store: Store) -> None:
-    report = await stats_report(view(store), [("group_by", "model")])
+    report = await stats_report(store, [("group_by", "model")])
     a = next(g for g in report["groups"] if g["key"] == "gpt-4o")
     assert (a["requests"], a["rated"], a["positive"], a["negative"]) == (13, 9, 6, 3)
     assert a["scores"] == {"helpfulness": 0.75} and a["cost_usd"] == 1.25
     assert report["overall"]["requests"] == 18
     for dim in ("user", "prompt", "path", "day", "week", "property:feature"):
-        report = await stats_report(view(store), [("group_by", dim)])
+        report = await stats_report(store, [("group_by", dim)])
         assert sum(g["requests"] for g in report["groups"]) == 18, dim
         assert all(g["duration_ms_p50"] is not None for g in report["groups"]), dim
-    week = await stats_report(view(store), [("group_by", "week")])
+    week = await stats_report(store, [("group_by", "week")])
     assert all(len(g["key"]) == 10 for g in week["groups"])  # the Monday, YYYY-MM-DD, in both stores
 
 
@@ -64,21 +59,19 @@ async def test_query_and_count(store: Store) -> None:
         "operator": "and",
         "right": {"feedback": {"rating": {"equals": True}}},
     }
-    rows = await query_requests(view(store), query_body({"filter": tree, "sort": {"latency": "desc"}, "limit": 50}))
+    rows = await query_requests(store, query_body({"filter": tree, "sort": {"latency": "desc"}, "limit": 50}))
     assert [r["request_id"] for r in rows] == ["a5", "a4", "a3", "a2", "a1", "b1"]
-    assert await count_requests(view(store), query_body({"filter": tree})) == 6
-    sorted_rows = await query_requests(
-        view(store), query_body({"sort": {"properties": {"feature": "asc"}}, "limit": 3})
-    )
+    assert await count_requests(store, query_body({"filter": tree})) == 6
+    sorted_rows = await query_requests(store, query_body({"sort": {"properties": {"feature": "asc"}}, "limit": 3}))
     assert all(r["properties"].get("feature") == "chat" for r in sorted_rows)
 
 
 async def test_insights_and_regressions(store: Store) -> None:
     settings = AnalysisSettings(min_ratings=3, alpha=0.2)
-    report = await insights_report(view(store), settings, [("by", "model")])
+    report = await insights_report(store, settings, [("by", "model")])
     assert [(i["key"], i["rated"], i["negative"]) for i in report["insights"]] == [("claude-sonnet-4-5", 4, 3)]
     assert report["insights"][0]["examples"][0] == {"request_id": "b2", "comment": "too long"}
-    report = await regressions_report(view(store), settings, [("by", "model"), ("recent_days", "3")])
+    report = await regressions_report(store, settings, [("by", "model"), ("recent_days", "3")])
     assert report["regressions"] == []
 
 
@@ -90,19 +83,19 @@ async def test_exports_and_datasets(store: Store) -> None:
             MutateDataset("ds1", add=["a3"], remove=["b2"]),
         ]
     )
-    listed = {d["id"]: d["requests_count"] for d in await list_datasets(view(store))}
+    listed = {d["id"]: d["requests_count"] for d in await list_datasets(store)}
     assert listed == {"ds1": 2, "ds2": 7}
-    assert [i["request_id"] for i in await dataset_items(view(store), "ds1", 0, 10)] == ["a1", "a3"]
-    where = compile_filter("all", view(store).dialect).where
+    assert [i["request_id"] for i in await dataset_items(store, "ds1", 0, 10)] == ["a1", "a3"]
+    where = compile_filter("all", store.dialect).where
     planned = {}
     for fmt in FORMATS:
-        export = Export(view(store), where, fmt)
+        export = Export(store, where, fmt)
         planned[fmt] = await export.plan()
         lines = [orjson.loads(line) async for line in export.lines()]
         assert lines or fmt == "openai-preference", fmt  # every question here is asked once: no pairs
     # preference pairs need rated requests with a known conversation; the others read every request
     assert planned == {"openai-chat": 18, "openai-preference": 13, "few-shot": 18, "jsonl": 18}
-    export = Export(view(store), dataset_scope("ds2"), "openai-chat")
+    export = Export(store, dataset_scope("ds2"), "openai-chat")
     assert await export.plan() == 7
     answers = sorted([orjson.loads(line)["messages"][-1]["content"] async for line in export.lines()])
     assert answers == sorted(["answer 1", "answer 2", "answer 3", "answer 4", "answer 5", "answer 6", "Hello"])
@@ -120,10 +113,10 @@ async def test_same_results_on_both(tmp_path: Path, request: pytest.FixtureReque
             settings = AnalysisSettings(min_ratings=3, alpha=0.2)
             results.append(
                 [
-                    await stats_report(view(opened), [("group_by", dim)])
+                    await stats_report(opened, [("group_by", dim)])
                     for dim in ("model", "user", "prompt", "property:feature", "day")
                 ]
-                + [await insights_report(view(opened), settings, [("by", "model"), ("by", "property:feature")])]
+                + [await insights_report(opened, settings, [("by", "model"), ("by", "property:feature")])]
             )
         finally:
             await opened.close()

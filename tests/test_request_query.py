@@ -9,9 +9,10 @@ import pytest
 
 from analysis_data import known_dataset
 from conftest import Gateway
-from feedgate.keys import WRITER
-from feedgate.store.filters import FilterError, compile_filter
-from feedgate.store.sql import POSTGRES, SQLITE
+from feedgate.appkeys import WRITER
+from feedgate.errors import FilterError
+from feedgate.store.dialect import POSTGRES, SQLITE
+from feedgate.store.filters import compile_filter
 
 
 async def query(http: aiohttp.ClientSession, gateway: Gateway, body: Any, path: str = "query") -> tuple[int, Any]:

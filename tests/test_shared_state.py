@@ -14,7 +14,8 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from feedgate.shared_state import LocalState, RedisState, SharedState, SharedStateUnreachable, open_shared_state
+from feedgate.errors import SharedStateUnreachable
+from feedgate.proxy.features.shared_state import LocalState, RedisState, SharedState, open_shared_state
 from tcpproxy import TcpProxy, free_port
 
 REDIS_URL = os.environ.get("FEEDGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -9,7 +9,7 @@ import aiohttp
 import openai
 
 from conftest import GatewayFactory
-from feedgate.keys import WRITER
+from feedgate.appkeys import WRITER
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "echo: locked"}]}
 

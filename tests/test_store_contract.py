@@ -14,13 +14,15 @@ from typing import Any
 
 import pytest
 
-from feedgate.store.analytics import Reader, dimension, group_stats
-from feedgate.store.base import REQUEST_COLUMNS, InsertRequest, PutFeedback, PutProperty, PutScores, Store, utc_text
+from feedgate.analysis.quality import group_stats
+from feedgate.store.dialect import Frag
 from feedgate.store.filters import compile_filter
 from feedgate.store.migrations import MIGRATIONS
+from feedgate.store.ops import REQUEST_COLUMNS, InsertRequest, PutFeedback, PutProperty, PutScores
 from feedgate.store.postgres import PostgresStore
-from feedgate.store.sql import Frag
-from feedgate.store.sqlite import SqliteStore
+from feedgate.store.protocol import Store
+from feedgate.store.reads.groups import dimension
+from feedgate.store.utc import utc_text
 from pgschema import Schemas, pg_schemas  # noqa: F401  (fixture)
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -90,14 +92,7 @@ def rating(target_id: str, value: bool | None, seconds: float = 0, **fields: Any
 
 
 async def query(store: Store, sql: str, *params: Any) -> list[dict[str, Any]]:
-    # Both stores have ``query``; the protocol leaves it out because only modules in store/ may use it.
-    assert isinstance(store, SqliteStore | PostgresStore)
     return await store.query(sql, params)
-
-
-def reader_of(store: Store) -> Reader:
-    assert isinstance(store, SqliteStore | PostgresStore)
-    return store
 
 
 async def columns(store: Store, table: str) -> set[str]:
@@ -337,9 +332,8 @@ async def test_analysis_reads_group_stats_with_the_same_numbers(store: Store) ->
             PutScores("b", {"accuracy": (1.0, "float")}),
         ]
     )
-    reader = reader_of(store)
     groups, overall = await group_stats(
-        reader, dimension(reader.dialect, "model"), compile_filter("all", reader.dialect).where
+        store, dimension(store.dialect, "model"), compile_filter("all", store.dialect).where
     )
     by_key = {group.key: group for group in groups}
     m1, m2 = by_key["m1"], by_key["m2"]
@@ -363,12 +357,11 @@ async def test_helicone_filters_select_the_same_rows(store: Store) -> None:
             PutProperty("f3", "feature", "chat"),
         ]
     )
-    reader = reader_of(store)
 
     async def ids(tree: Any) -> list[str]:
-        query = Frag("SELECT r.request_id FROM requests r WHERE ") + compile_filter(tree, reader.dialect).where
+        query = Frag("SELECT r.request_id FROM requests r WHERE ") + compile_filter(tree, store.dialect).where
         query = query + Frag(" ORDER BY r.id")
-        return [found[0] for found in await reader.fetch(reader.dialect.render(query.sql), query.params)]
+        return [found[0] for found in await store.fetch(store.dialect.render(query.sql), query.params)]
 
     assert await ids("all") == ["f1", "f2", "f3"]
     assert await ids({"properties": {"feature": {"equals": "chat"}}}) == ["f1", "f3"]
@@ -388,18 +381,7 @@ async def test_helicone_filters_select_the_same_rows(store: Store) -> None:
 
 async def test_exports_stream_rows_in_batches(store: Store) -> None:
     await store.apply([row(f"x{n}", n, request_body=f'{{"n": {n}}}'.encode()) for n in range(7)])
-    reader = store
-    assert isinstance(reader, SqliteStore | PostgresStore)
-    sql = reader.dialect.render("SELECT request_id, request_body FROM requests WHERE datetime_utc >= ? ORDER BY id")
-    batches = [batch async for batch in reader.stream(sql, (at(2),), batch=2)]
+    sql = store.dialect.render("SELECT request_id, request_body FROM requests WHERE datetime_utc >= ? ORDER BY id")
+    batches = [batch async for batch in store.stream(sql, (at(2),), batch=2)]
     assert [len(batch) for batch in batches] == [2, 2, 1]
     assert batches[0][0] == {"request_id": "x2", "request_body": b'{"n": 2}'}
-
-
-def test_both_stores_offer_the_same_methods() -> None:
-    """A method added to one store and not the other would only fail in production on the other database."""
-
-    def public(cls: type) -> set[str]:
-        return {name for name in dir(cls) if not name.startswith("_")}
-
-    assert public(SqliteStore) == public(PostgresStore)

@@ -21,8 +21,9 @@ import pytest
 from conftest import GatewayFactory
 from feedgate.config import load_settings
 from feedgate.store import make_store
-from feedgate.store.base import REQUEST_COLUMNS, InsertRequest, utc_text
+from feedgate.store.ops import REQUEST_COLUMNS, InsertRequest
 from feedgate.store.postgres import PostgresStore
+from feedgate.store.utc import utc_text
 from feedgate.store.writer import Writer
 from pgschema import Schemas, pg_schemas  # noqa: F401  (fixture)
 from serving import wait_ready
@@ -79,14 +80,14 @@ async def test_rows_wait_in_the_bounded_queue_and_land_when_the_database_returns
     writer = Writer(store, as_row, queue_size=500, retry_max_s=0.2)
     writer.start()
     try:
-        assert all(writer.log(Logged(f"before-{n}"), f"before-{n}") for n in range(100))
+        assert all(writer.log(Logged(f"before-{n}")) for n in range(100))
         await until(lambda: writer.stats.written == 100)
 
         await relay.cut()
-        assert all(writer.log(Logged(f"during-{n}"), f"during-{n}") for n in range(300))
+        assert all(writer.log(Logged(f"during-{n}")) for n in range(300))
         await until(lambda: writer.stats.store_errors >= 2)  # the writer has that batch in hand, retrying
         # The queue holds 500 more; what does not fit is refused at once and counted, never silently lost.
-        accepted = [writer.log(Logged(f"late-{n}"), f"late-{n}") for n in range(600)]
+        accepted = [writer.log(Logged(f"late-{n}")) for n in range(600)]
         assert accepted.count(False) == 100 and writer.stats.dropped_queue_full == 100
         assert writer.stats.written == 100 and writer.stats.last_error
         with pytest.raises((OSError, asyncpg.PostgresError, asyncpg.InterfaceError)):
@@ -207,10 +208,10 @@ async def test_a_row_the_database_rejects_is_dropped_and_counted_not_retried_for
     writer = Writer(store, rejected_or_row, retry_max_s=0.2)
     writer.start()
     try:
-        writer.log(Logged("bad-alone"), "bad-alone")  # a batch of one
+        writer.log(Logged("bad-alone"))  # a batch of one
         await until(lambda: not writer.queued_ids)
         for name in ("ok-1", "bad-among", "ok-2"):  # a batch the bad row must not sink
-            writer.log(Logged(name), name)
+            writer.log(Logged(name))
         await until(lambda: not writer.queued_ids)
         assert writer.stats.dropped_store_error == 2 and writer.stats.written == 2
         assert await store.requests_exist(["ok-1", "ok-2"]) == {"ok-1", "ok-2"}

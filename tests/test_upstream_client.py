@@ -19,7 +19,7 @@ from aiohttp import web
 
 from conftest import Gateway, gateway_settings, start_gateway
 from fakes import FakeUpstream, openai_app
-from feedgate.proxy.upstream import UpstreamClient
+from feedgate.upstream.client import UpstreamClient
 from serving import wait_ready
 from tcpproxy import free_port
 

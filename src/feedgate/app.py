@@ -1,7 +1,14 @@
-"""``create_app(settings)``: the only place where feedgate is wired together."""
+"""``create_app(settings)``: the only place where feedgate is wired together.
+
+Routes, the middleware, and every resource the app holds, each opened and closed by a cleanup context in
+the order below (and closed in reverse): shared state (Redis) first, so an unreachable Redis stops the
+gateway before it opened the store; then the store and its writer, the pending-feedback sweeper, the
+upstream client, and last the access log, so its final lines are written before the closing messages.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import re
@@ -11,10 +18,8 @@ from typing import Protocol
 import aiohttp
 from aiohttp import web
 
-from feedgate.access_log import AccessLines
-from feedgate.api import datasets, feedback, manual_log, ops, query, requests, stats
-from feedgate.config import Settings
-from feedgate.keys import (
+from feedgate.api import datasets, feedback, health, manual_log, query, requests, stats
+from feedgate.appkeys import (
     ACCESS_LINES,
     CACHE,
     HTTP,
@@ -24,45 +29,56 @@ from feedgate.keys import (
     RATE_LIMITER,
     REQUEST_IDS,
     SETTINGS,
+    SHARED_STATE,
     STORE,
     UPSTREAM,
     WRITER,
 )
+from feedgate.config import Settings
+from feedgate.logrows.build import build_row
+from feedgate.logrows.exchange import Exchange
+from feedgate.logrows.pricing import PriceTable
 from feedgate.middleware import gateway_middleware, stamp_request_id
-from feedgate.pending import sweeper_ctx
-from feedgate.pricing import PriceTable
-from feedgate.proxy.cache_backend import CacheBackend, RedisCache, StoreCache
-from feedgate.proxy.derive import derive_row
-from feedgate.proxy.forward import proxy_handler
+from feedgate.ops.access_log import AccessLines
+from feedgate.proxy.features.cache_backend import CacheBackend, RedisCache, StoreCache
+from feedgate.proxy.features.ratelimit import RateLimiter
+from feedgate.proxy.features.shared_state import RedisState, open_shared_state
+from feedgate.proxy.handler import proxy_handler
 from feedgate.proxy.inflight import Inflight
 from feedgate.proxy.providers import AZURE_ROUTE, Providers
-from feedgate.proxy.ratelimit import RateLimiter
-from feedgate.proxy.request_id import RequestIds
-from feedgate.proxy.upstream import UpstreamClient
-from feedgate.shared_state import SHARED_STATE, RedisState, shared_state_ctx
+from feedgate.request_ids import RequestIds
 from feedgate.store import make_store
+from feedgate.store.pending import sweep_once
 from feedgate.store.writer import Writer
+from feedgate.upstream.client import UpstreamClient
 
 log = logging.getLogger("feedgate")
-API_MODULES: tuple[ApiModule, ...] = (feedback, manual_log, query, stats, datasets)
 
 
 class ApiModule(Protocol):
     def add_routes(self, router: web.UrlDispatcher) -> None: ...
 
 
-async def _access_log_ctx(app: web.Application) -> AsyncIterator[None]:
+API_MODULES: tuple[ApiModule, ...] = (feedback, manual_log, query, stats, datasets)
+
+
+async def _shared_state_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Rate-limit counters and the cache's Redis: with ``redis.url`` set, instances share them."""
+    state = await open_shared_state(app[SETTINGS].redis.url)
+    app[SHARED_STATE] = state
+    if state.shared:
+        app[RATE_LIMITER].counter = state
     yield
-    app[ACCESS_LINES].flush()  # the last fifth of a second of lines
+    await state.close()
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     store = make_store(settings)
     await store.open()
-    writer = Writer(
+    writer: Writer[Exchange] = Writer(
         store,
-        functools.partial(derive_row, prices=app[PRICES]),
+        functools.partial(build_row, prices=app[PRICES]),
         queue_size=settings.database.queue_size,
         batch_max=settings.database.batch_max,
         batch_wait_s=settings.database.batch_wait_ms / 1000.0,
@@ -87,6 +103,25 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     await store.close()
 
 
+async def _pending_sweeper_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Feedback whose request never showed up is reported, then dropped, once ``feedback.pending_ttl_s`` passed."""
+    ttl_s = app[SETTINGS].feedback.pending_ttl_s
+    interval = min(max(ttl_s / 10, 1.0), 600.0)
+
+    async def sweep_forever() -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await sweep_once(app[STORE], app[WRITER], ttl_s)
+            except Exception:
+                log.exception("pending-feedback sweep failed; will retry")
+
+    task = asyncio.create_task(sweep_forever(), name="feedgate-pending-sweeper")
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
 async def _http_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS].server
     # Proxied calls go through the upstream client's pools; the session is for feedgate's own outbound
@@ -101,6 +136,11 @@ async def _http_ctx(app: web.Application) -> AsyncIterator[None]:
     await session.close()
 
 
+async def _access_log_ctx(app: web.Application) -> AsyncIterator[None]:
+    yield
+    app[ACCESS_LINES].flush()  # the last fifth of a second of lines
+
+
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=settings.server.max_body_bytes, middlewares=[gateway_middleware])
     app[SETTINGS] = settings
@@ -110,18 +150,16 @@ def create_app(settings: Settings) -> web.Application:
     app[REQUEST_IDS] = RequestIds()
     app[RATE_LIMITER] = RateLimiter()
     app[ACCESS_LINES] = AccessLines(logging.getLogger("feedgate.access"))
-    # Shared state first: if Redis is unreachable the gateway stops before it opened (and would leak) the store.
-    app.cleanup_ctx.append(shared_state_ctx)
+    app.cleanup_ctx.append(_shared_state_ctx)
     app.cleanup_ctx.append(_store_ctx)
-    app.cleanup_ctx.append(sweeper_ctx)
+    app.cleanup_ctx.append(_pending_sweeper_ctx)
     app.cleanup_ctx.append(_http_ctx)
-    # Last in, so first out at shutdown: the final access lines are written before the closing messages.
     app.cleanup_ctx.append(_access_log_ctx)
     app.on_response_prepare.append(stamp_request_id)
 
     router = app.router
-    router.add_get("/healthz", ops.healthz)
-    router.add_get("/readyz", ops.readyz)
+    router.add_get("/healthz", health.healthz)
+    router.add_get("/readyz", health.readyz)
     router.add_get("/v1/request/{request_id}", requests.get_request)
     # Each API module adds its own routes; they must come before the proxy's catch-all below.
     for module in API_MODULES:
@@ -131,3 +169,10 @@ def create_app(settings: Settings) -> web.Application:
     provider_names = "|".join(re.escape(name) for name in sorted(app[PROVIDERS].by_name))
     router.add_route("*", "/{provider:" + provider_names + "}/{tail:.*}", proxy_handler, name="proxy-provider")
     return app
+
+
+async def settled(app: web.Application, timeout: float = 10.0) -> None:
+    """Wait until every request in flight has finished and every log row it queued is committed."""
+    async with asyncio.timeout(timeout):
+        await app[INFLIGHT].idle()
+        await app[WRITER].flush(timeout)

@@ -16,7 +16,9 @@ from typing import Any
 
 import yaml
 
-from feedgate.config import ConfigError, Settings, dotted_overrides, load_settings, masked
+from feedgate.config import Settings, dotted_overrides, load_settings, masked
+from feedgate.errors import ConfigError, SharedStateUnreachable, StoreUnreachable
+from feedgate.ops.access_log import AccessLogger, LineFormatter
 
 log = logging.getLogger("feedgate")
 EXIT_CONFIG = 2
@@ -59,15 +61,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _LineFormatter(logging.Formatter):
-    """Passes through lines that arrive already formatted (the access log's batches)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        if getattr(record, "raw_lines", False):
-            return record.getMessage()
-        return super().format(record)
-
-
 def settings_from_args(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = dotted_overrides(args.set)
     if args.database_url:
@@ -92,9 +85,6 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from aiohttp import web
 
     from feedgate.app import create_app
-    from feedgate.middleware import AccessLogger
-    from feedgate.shared_state import SharedStateUnreachable
-    from feedgate.store.base import StoreUnreachable
 
     host, port = settings.server.host, settings.server.port
     if not settings.auth.keys:
@@ -171,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"feedgate: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_LineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S"))
+    handler.setFormatter(LineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S"))
     logging.basicConfig(level=settings.log_level.upper(), handlers=[handler])
     run: Command = args.run
     return run(args, settings)

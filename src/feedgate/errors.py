@@ -1,19 +1,34 @@
 """feedgate's error tree, and the one place that turns it into HTTP answers.
 
-* FeedgateError               any error feedgate answers itself
-  + BadRequest          400   malformed JSON, a bad request ID, a bad header
-  + Unauthorized        401   missing or wrong feedgate key
-  + NotFound            404   unknown request, session, dataset or route
-  + PayloadTooLarge     413   body over ``server.max_body_bytes``
-  + Unprocessable       422   well-formed but invalid field values or unknown fields
-  + RateLimited         429   a ``Helicone-RateLimit-Policy`` quota is used up
-  + StoreUnavailable    503   the database did not take a write in time
-  + UpstreamError             the provider could not be used
-    - UpstreamUnreachable 502 connection refused, DNS, reset before an answer
-    - UpstreamTimeout     504 the provider went silent
+Errors answered over HTTP, with their status::
+
+    FeedgateError                 any error feedgate answers itself (500 when raised bare)
+    + BadRequest            400   malformed JSON, a bad request ID, a bad header
+      + FilterError         400   a filter, sort or query parameter that cannot be compiled
+    + Unauthorized          401   missing or wrong feedgate key
+    + NotFound              404   unknown request, session, dataset or route
+    + PayloadTooLarge       413   body over ``server.max_body_bytes``
+    + Unprocessable         422   well-formed but invalid field values or unknown fields
+    + RateLimited           429   a ``Helicone-RateLimit-Policy`` quota is used up
+    + StoreUnavailable      503   the database did not take a write in time
+    + UpstreamError               the provider could not be used
+      + UpstreamUnreachable 502   connection refused, DNS, TLS, reset before an answer
+      + UpstreamTimeout     504   the provider went silent (connecting, or between bytes)
+      + UpstreamBrokeOff    502   the answer was cut off or malformed after it began
+
+The upstream client raises the three ``Upstream*`` errors itself, so the proxy tells an upstream failing
+from its own client leaving (``ConnectionResetError`` while writing) by type alone.
 
 Proxied routes answer in the OpenAI shape so the SDKs raise the matching exception; the feedback and
 query routes answer in Helicone's ``{"data": null, "error": "..."}`` shape.
+
+Errors that never become an HTTP answer::
+
+    ConfigError              a setting is missing or malformed: commands print one line and exit 2
+    StoreUnreachable         the database could not be opened at start: ``serve`` exits 3
+    SharedStateUnreachable   Redis was configured but could not be reached at start: ``serve`` exits 3
+    RowRejected              the store refused a record's content; the writer drops that record alone
+    CommandError             a command cannot do what was asked: one line on stderr, exit 2
 """
 
 from __future__ import annotations
@@ -39,6 +54,10 @@ class FeedgateError(Exception):
 class BadRequest(FeedgateError):
     status = 400
     error_type = "invalid_request_error"
+
+
+class FilterError(BadRequest):
+    """The filter (or sort, or a query parameter built into one) is not valid; the message says why."""
 
 
 class Unauthorized(FeedgateError):
@@ -77,12 +96,16 @@ class UpstreamError(FeedgateError):
 
 
 class UpstreamUnreachable(UpstreamError):
-    status = 502
+    pass
 
 
 class UpstreamTimeout(UpstreamError):
     status = 504
     error_type = "timeout"
+
+
+class UpstreamBrokeOff(UpstreamError):
+    pass
 
 
 def openai_body(error: FeedgateError) -> dict[str, Any]:
@@ -101,3 +124,27 @@ def to_response(error: FeedgateError, *, openai_shape: bool) -> web.Response:
         content_type="application/json",
         headers=error.headers,
     )
+
+
+class ConfigError(Exception):
+    """A setting is missing, malformed or refers to an unset environment variable."""
+
+
+class StoreUnreachable(Exception):
+    """The store could not be opened at start (database down, wrong address, refused login)."""
+
+
+class SharedStateUnreachable(Exception):
+    """Redis was configured but could not be reached at start."""
+
+
+class RowRejected(Exception):
+    """The store refused a record because of its content (a constraint, a value out of range).
+
+    Retrying cannot fix it, unlike an outage: the writer applies the batch's records one by one and drops
+    the one that fails, so it does not hold up the records queued behind it.
+    """
+
+
+class CommandError(Exception):
+    """Shown to the user as ``feedgate: <message>``; the command exits with status 2."""

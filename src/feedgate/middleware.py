@@ -1,4 +1,4 @@
-"""Request-wide concerns in one place: the request ID, auth, CORS, errors and the access log."""
+"""Request-wide concerns in one place: the request ID, auth, CORS, and errors turned into answers."""
 
 from __future__ import annotations
 
@@ -7,12 +7,11 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from aiohttp.abc import AbstractAccessLogger
 
+from feedgate.appkeys import PROVIDERS, REQUEST_ID, REQUEST_IDS, SETTINGS
 from feedgate.errors import FeedgateError, NotFound, PayloadTooLarge, Unauthorized, to_response
-from feedgate.keys import ACCESS_LINES, PROVIDERS, REQUEST_ID, REQUEST_IDS, SETTINGS
 from feedgate.proxy.providers import AZURE_ROUTE
-from feedgate.proxy.request_id import choose_request_id
+from feedgate.request_ids import choose_request_id
 
 log = logging.getLogger("feedgate")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -135,25 +134,3 @@ async def stamp_request_id(request: web.Request, response: web.StreamResponse) -
     request_id = request.get(REQUEST_ID)
     if request_id is not None:
         response.headers["Helicone-Id"] = request_id
-
-
-class AccessLogger(AbstractAccessLogger):
-    """One line per request: ID, method, path, status, duration. Never bodies or headers."""
-
-    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        lines = request.app.get(ACCESS_LINES) if isinstance(request, web.Request) else None
-        if lines is None:
-            self.logger.info(
-                "%s %s %s %d %.1fms",
-                request.get(REQUEST_ID, "-"),
-                request.method,
-                request.path,
-                response.status,
-                time * 1000.0,
-            )
-            return
-        lines.add(request.get(REQUEST_ID, "-"), request.method, request.path, response.status, time)
-
-    @property
-    def enabled(self) -> bool:
-        return self.logger.isEnabledFor(logging.INFO)

@@ -8,42 +8,21 @@ functions then apply exactly the tests of ``insights.find_poor_groups`` and
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 
 from feedgate.analysis.insights import Insight, compare_group
 
 # _check_group is find_regressions' own per-group test, reused so both routes apply one definition.
 from feedgate.analysis.regressions import DEFAULT_NEGATIVE_SIGNALS, Regression, _check_group, _Window
+from feedgate.store.reads.windows import Rated, WindowCounts
 
-__all__ = ["Rated", "WindowCounts", "poor_groups", "regressions"]
-
-
-@dataclass(slots=True)
-class Rated:
-    """Explicit ratings of one group."""
-
-    positive: int = 0
-    negative: int = 0
-
-    @property
-    def rated(self) -> int:
-        return self.positive + self.negative
+__all__ = ["poor_groups", "regressions"]
 
 
-@dataclass(slots=True)
-class WindowCounts:
-    """One group in one window: requests, explicit ratings, and requests carrying each negative signal."""
-
-    requests: int = 0
-    rated: int = 0
-    positive: int = 0
-    signal_requests: dict[str, int] = field(default_factory=dict)
-
-    def window(self) -> _Window:
-        out = _Window()
-        out.requests, out.rated, out.positive = self.requests, self.rated, self.positive
-        out.signal_requests = dict(self.signal_requests)
-        return out
+def _window(counts: WindowCounts) -> _Window:
+    out = _Window()
+    out.requests, out.rated, out.positive = counts.requests, counts.rated, counts.positive
+    out.signal_requests = dict(counts.signal_requests)
+    return out
 
 
 def poor_groups(
@@ -84,6 +63,6 @@ def regressions(
     found: list[Regression] = []
     for dimension, by_key in windows.items():
         for key, (base, recent) in by_key.items():
-            found.extend(_check_group(dimension, key, base.window(), recent.window(), min_ratings, alpha, tracked))
+            found.extend(_check_group(dimension, key, _window(base), _window(recent), min_ratings, alpha, tracked))
     found.sort(key=lambda r: (r.p_value, -abs(r.delta), r.dimension, r.key, r.metric))
     return found

@@ -19,18 +19,19 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from feedgate.analysis.export_run import Export, Spool, check_format, check_split
+from feedgate.analysis.reports import require_properties
+from feedgate.analysis.selection import integer, number, parse_selection, single
 from feedgate.api.results import commit, json_body, ok
+from feedgate.appkeys import STORE
 from feedgate.errors import BadRequest, NotFound
-from feedgate.exporting import Export, Spool, check_format, check_split
-from feedgate.keys import STORE
-from feedgate.proxy.request_id import check_id
-from feedgate.reports import AnalysisStore, analysis_store, require_properties
-from feedgate.selection import integer, number, parse_selection, single
-from feedgate.store.base import CreateDataset, DeleteDataset, MutateDataset
+from feedgate.request_ids import check_id
 from feedgate.store.datasets import dataset_items, list_datasets
-from feedgate.store.exports import dataset_scope
+from feedgate.store.dialect import Frag
 from feedgate.store.filters import and_all, compile_filter
-from feedgate.store.sql import Frag
+from feedgate.store.ops import CreateDataset, DeleteDataset, MutateDataset
+from feedgate.store.protocol import Store
+from feedgate.store.reads.export_rows import dataset_scope
 
 MAX_IDS = 10_000
 B = TypeVar("B", bound=BaseModel)
@@ -96,7 +97,7 @@ async def _optional_body(request: web.Request) -> Any:
     return await json_body(request) if (await request.read()).strip() else {}
 
 
-async def _existing(store: AnalysisStore, ids: list[str]) -> list[str]:
+async def _existing(store: Store, ids: list[str]) -> list[str]:
     """The IDs, checked and deduplicated; a 404 naming a few that were never logged."""
     ids = list(dict.fromkeys(check_id(rid) for rid in ids))
     found = await request_ids_found(store, ids)
@@ -106,7 +107,7 @@ async def _existing(store: AnalysisStore, ids: list[str]) -> list[str]:
     return ids
 
 
-async def request_ids_found(store: AnalysisStore, ids: list[str]) -> set[str]:
+async def request_ids_found(store: Store, ids: list[str]) -> set[str]:
     found: set[str] = set()
     for start in range(0, len(ids), 500):
         part = ids[start : start + 500]
@@ -117,7 +118,7 @@ async def request_ids_found(store: AnalysisStore, ids: list[str]) -> set[str]:
     return found
 
 
-async def _dataset(store: AnalysisStore, dataset_id: str) -> dict[str, Any]:
+async def _dataset(store: Store, dataset_id: str) -> dict[str, Any]:
     rows = await list_datasets(store, [dataset_id])
     if not rows:
         raise NotFound(f"no dataset with ID {dataset_id[:80]}")
@@ -139,7 +140,7 @@ def _shape(row: dict[str, Any]) -> dict[str, Any]:
 
 async def create_helicone(request: web.Request) -> web.Response:
     body = _parse(HeliconeDatasetIn, await json_body(request))
-    store = analysis_store(request.app[STORE])
+    store = request.app[STORE]
     ids = await _existing(store, body.requestIds)
     dataset_id = str(uuid.uuid4())
     meta = None if body.meta is None else orjson.dumps(body.meta).decode()
@@ -149,13 +150,13 @@ async def create_helicone(request: web.Request) -> web.Response:
 
 async def query_helicone(request: web.Request) -> web.Response:
     body = _parse(ListIn, await _optional_body(request))
-    rows = await list_datasets(analysis_store(request.app[STORE]), body.datasetIds)
+    rows = await list_datasets(request.app[STORE], body.datasetIds)
     return ok([_shape(row) for row in rows])
 
 
 async def mutate(request: web.Request) -> web.Response:
     body = _parse(MutateIn, await json_body(request))
-    store = analysis_store(request.app[STORE])
+    store = request.app[STORE]
     dataset = await _dataset(store, request.match_info["dataset_id"])
     add = await _existing(store, body.addRequests)
     remove = [check_id(rid) for rid in body.removeRequests]
@@ -165,7 +166,7 @@ async def mutate(request: web.Request) -> web.Response:
 
 async def items(request: web.Request) -> web.Response:
     page = _parse(PageIn, await _optional_body(request))
-    store = analysis_store(request.app[STORE])
+    store = request.app[STORE]
     dataset = await _dataset(store, request.match_info["dataset_id"])
     rows = await dataset_items(store, dataset["id"], page.offset, page.limit)
     return ok(
@@ -184,19 +185,19 @@ async def items(request: web.Request) -> web.Response:
 
 
 async def count(request: web.Request) -> web.Response:
-    dataset = await _dataset(analysis_store(request.app[STORE]), request.match_info["dataset_id"])
+    dataset = await _dataset(request.app[STORE], request.match_info["dataset_id"])
     return ok(dataset["requests_count"])
 
 
 async def delete(request: web.Request) -> web.Response:
-    dataset = await _dataset(analysis_store(request.app[STORE]), request.match_info["dataset_id"])
+    dataset = await _dataset(request.app[STORE], request.match_info["dataset_id"])
     await commit(request, DeleteDataset(dataset["id"]), timeout=60.0)
     return ok(None)
 
 
 async def create_snapshot(request: web.Request) -> web.Response:
     body = _parse(DatasetIn, await json_body(request))
-    store = analysis_store(request.app[STORE])
+    store = request.app[STORE]
     selection, _rest = parse_selection(body.pairs())
     tree = and_all([leaf for leaf in (body.filter, selection.tree()) if leaf != "all"])
     compiled = compile_filter(tree, store.dialect)  # a bad filter is a 400 here, not an error in the writer
@@ -207,15 +208,15 @@ async def create_snapshot(request: web.Request) -> web.Response:
 
 
 async def list_all(request: web.Request) -> web.Response:
-    return ok([_shape(row) for row in await list_datasets(analysis_store(request.app[STORE]))])
+    return ok([_shape(row) for row in await list_datasets(request.app[STORE])])
 
 
 async def get_one(request: web.Request) -> web.Response:
-    return ok(await _dataset(analysis_store(request.app[STORE]), request.match_info["dataset_id"]))
+    return ok(await _dataset(request.app[STORE], request.match_info["dataset_id"]))
 
 
 async def export_dataset(request: web.Request) -> web.StreamResponse:
-    store = analysis_store(request.app[STORE])
+    store = request.app[STORE]
     dataset = await _dataset(store, request.match_info["dataset_id"])
     pairs = [(k, v) for k, v in request.query.items()]
     _selection, rest = parse_selection(pairs, extra=("format", "split", "seed", "part"))
@@ -223,7 +224,7 @@ async def export_dataset(request: web.Request) -> web.StreamResponse:
 
 
 async def export_filter(request: web.Request) -> web.StreamResponse:
-    store = analysis_store(request.app[STORE])
+    store = request.app[STORE]
     selection, rest = parse_selection(request.query.items(), extra=("format", "split", "seed", "part"))
     compiled = compile_filter(selection.tree(), store.dialect)
     await require_properties(store, compiled.properties)
@@ -231,7 +232,7 @@ async def export_filter(request: web.Request) -> web.StreamResponse:
 
 
 async def _stream(
-    request: web.Request, store: AnalysisStore, where: Frag, rest: dict[str, list[str]], name: str
+    request: web.Request, store: Store, where: Frag, rest: dict[str, list[str]], name: str
 ) -> web.StreamResponse:
     fmt = check_format(single(rest, "format"))
     raw_split = single(rest, "split")

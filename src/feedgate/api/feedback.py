@@ -26,11 +26,11 @@ from feedgate.api.feedback_models import (
     score_types,
 )
 from feedgate.api.results import commit, json_body, ok
+from feedgate.appkeys import INFLIGHT, STORE, WRITER
 from feedgate.errors import BadRequest
-from feedgate.keys import INFLIGHT, STORE, WRITER
-from feedgate.proxy.request_id import check_id
-from feedgate.store.base import PutFeedback, PutProperty, PutScores, WriteOp
-from feedgate.store.feedback_reads import feedback_state
+from feedgate.request_ids import check_id
+from feedgate.store.ops import PutFeedback, PutProperty, PutScores, WriteOp
+from feedgate.store.reads.feedback import feedback_state
 
 PENDING = {"status": "pending"}
 

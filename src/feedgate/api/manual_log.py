@@ -8,7 +8,7 @@
 
 Helicone headers (``Helicone-Request-Id``, ``-User-Id``, ``-Property-*``, ...) may be HTTP headers of the log
 call or sit in ``meta``; the HTTP headers win. The report becomes an ``Exchange`` like a proxied call and goes
-through the same writer and ``derive_row``, so feedback, stats and exports treat both alike. The answer is 200
+through the same writer and ``build_row``, so feedback, stats and exports treat both alike. The answer is 200
 with a ``Helicone-Id`` header; an invalid body gets 400 naming the field at fault.
 """
 
@@ -24,11 +24,11 @@ from multidict import CIMultiDict
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from feedgate.api.results import json_body, ok
+from feedgate.appkeys import REQUEST_ID, REQUEST_IDS, WRITER
 from feedgate.config import origin_of
 from feedgate.errors import BadRequest, StoreUnavailable
-from feedgate.keys import REQUEST_ID, REQUEST_IDS, WRITER
-from feedgate.proxy.exchange import Exchange
-from feedgate.proxy.request_id import choose_request_id
+from feedgate.logrows.exchange import Exchange
+from feedgate.request_ids import choose_request_id
 
 # route -> (provider name logged, wire format of the bodies)
 LOG_ROUTES = {
@@ -151,7 +151,7 @@ async def log_handler(request: web.Request) -> web.Response:
     body = parse_log_body(await json_body(request))
     exchange = build_exchange(request, body, provider, kind)
     request[REQUEST_ID] = exchange.request_id  # the Helicone-Id header of this answer
-    if not request.app[WRITER].log(exchange, exchange.request_id):
+    if not request.app[WRITER].log(exchange):
         raise StoreUnavailable("the log queue is full; send the report again later", code="log_queue_full")
     return ok({"request_id": exchange.request_id})
 

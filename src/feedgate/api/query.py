@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from feedgate.analysis.reports import count_requests, query_body, query_requests
 from feedgate.api.results import json_body, ok
-from feedgate.keys import STORE
-from feedgate.reports import analysis_store, count_requests, query_body, query_requests
+from feedgate.appkeys import STORE
 
 
 async def post_query(request: web.Request) -> web.Response:
     body = query_body(await json_body(request))
-    return ok(await query_requests(analysis_store(request.app[STORE]), body))
+    return ok(await query_requests(request.app[STORE], body))
 
 
 async def post_count(request: web.Request) -> web.Response:
     body = query_body(await json_body(request))
-    return ok(await count_requests(analysis_store(request.app[STORE]), body))
+    return ok(await count_requests(request.app[STORE], body))
 
 
 def add_routes(router: web.UrlDispatcher) -> None:

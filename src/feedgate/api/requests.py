@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from feedgate.analysis.request_rows import helicone_row
 from feedgate.api.results import ok
-from feedgate.api.rows import helicone_row
+from feedgate.appkeys import STORE
 from feedgate.errors import NotFound
-from feedgate.keys import STORE
-from feedgate.proxy.request_id import check_id
-from feedgate.store.feedback_reads import request_annotations
+from feedgate.request_ids import check_id
+from feedgate.store.reads.feedback import request_annotations
 
 
 async def get_request(request: web.Request) -> web.Response:

@@ -7,9 +7,9 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from feedgate.appkeys import WRITER
 from feedgate.errors import BadRequest, StoreUnavailable
-from feedgate.keys import WRITER
-from feedgate.store.base import WriteOp
+from feedgate.store.ops import WriteOp
 
 
 def ok(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

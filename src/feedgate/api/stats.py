@@ -9,26 +9,31 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from feedgate.analysis.reports import (
+    insights_report,
+    notify_regressions,
+    regressions_report,
+    stats_report,
+)
 from feedgate.api.results import ok
-from feedgate.keys import HTTP, SETTINGS, STORE, WRITER
-from feedgate.reports import analysis_store, insights_report, notify_regressions, regressions_report, stats_report
-from feedgate.store.filters import FilterError
+from feedgate.appkeys import HTTP, SETTINGS, STORE, WRITER
+from feedgate.errors import FilterError
 
 
 async def get_stats(request: web.Request) -> web.Response:
-    return ok(await stats_report(analysis_store(request.app[STORE]), request.query.items()))
+    return ok(await stats_report(request.app[STORE], request.query.items()))
 
 
 async def get_insights(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS].analysis
-    return ok(await insights_report(analysis_store(request.app[STORE]), settings, request.query.items()))
+    return ok(await insights_report(request.app[STORE], settings, request.query.items()))
 
 
 async def get_regressions(request: web.Request) -> web.Response:
     notify = request.query.get("notify", "true")
     if notify not in ("true", "false"):
         raise FilterError(f"notify must be true or false, not {notify[:16]!r}")
-    store = analysis_store(request.app[STORE])
+    store = request.app[STORE]
     settings = request.app[SETTINGS].analysis
     pairs = [(name, value) for name, value in request.query.items() if name != "notify"]
     report = await regressions_report(store, settings, pairs)

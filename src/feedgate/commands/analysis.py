@@ -23,7 +23,7 @@ from feedgate.commands.client import (
     table,
 )
 from feedgate.config import Settings
-from feedgate.store.analytics import DIMENSION_NAMES
+from feedgate.store.reads.groups import DIMENSION_NAMES
 
 EXIT_FOUND = 1
 

@@ -1,9 +1,9 @@
 """What the analysis commands share: where answers come from (the store, or a gateway at ``--url``),
 the flags that become filters, tables for people and JSON for scripts.
 
-Both backends return the same dicts: the local one calls ``reports`` on a store it opens; the remote one
-calls the gateway's API, which calls the same ``reports``. So ``--url`` changes where the work happens,
-never the answer.
+Both backends return the same dicts: the local one calls ``analysis.reports`` on a store it opens;
+the remote one calls the gateway's API, which calls the same ``analysis.reports``. So ``--url`` changes
+where the work happens, never the answer.
 """
 
 from __future__ import annotations
@@ -18,12 +18,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from feedgate.config import Settings
-from feedgate.errors import FeedgateError
-from feedgate.reports import (
-    AnalysisStore,
-    analysis_store,
-    annotated,
+from feedgate.analysis.reports import (
     insights_report,
     notify_regressions,
     query_body,
@@ -31,16 +26,15 @@ from feedgate.reports import (
     regressions_report,
     stats_report,
 )
+from feedgate.analysis.request_rows import annotated
+from feedgate.config import Settings
+from feedgate.errors import CommandError, FeedgateError
 from feedgate.store import make_store
-from feedgate.store.base import Store
-from feedgate.store.request_query import page_annotations
+from feedgate.store.protocol import Store
+from feedgate.store.reads.requests import page_annotations
 
 EXIT_ERROR = 2
 Pairs = list[tuple[str, str]]
-
-
-class CommandError(Exception):
-    """Shown to the user as ``feedgate: <message>``; the command exits with ``EXIT_ERROR``."""
 
 
 def add_source_flags(parser: argparse.ArgumentParser) -> None:
@@ -89,15 +83,14 @@ class Local:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.raw: Store = make_store(settings)
-        self.store: AnalysisStore = analysis_store(self.raw)
+        self.store: Store = make_store(settings)
 
     async def __aenter__(self) -> Local:
-        await self.raw.open()
+        await self.store.open()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self.raw.close()
+        await self.store.close()
 
     async def stats(self, pairs: Pairs) -> dict[str, Any]:
         return await stats_report(self.store, pairs)
@@ -112,7 +105,7 @@ class Local:
             async with aiohttp.ClientSession() as session:
 
                 async def submit(op: Any) -> None:
-                    await self.raw.apply([op])
+                    await self.store.apply([op])
 
                 report["webhook"] = await notify_regressions(self.store, submit, report, url, session)
         return report
@@ -121,7 +114,7 @@ class Local:
         return await query_requests(self.store, query_body(body))
 
     async def request(self, request_id: str) -> dict[str, Any]:
-        attempts = await self.raw.request_attempts(request_id)
+        attempts = await self.store.request_attempts(request_id)
         if not attempts:
             raise CommandError(f"no request with ID {request_id}")
         notes = await page_annotations(self.store, [request_id])

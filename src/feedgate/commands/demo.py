@@ -19,7 +19,7 @@ from typing import Any
 
 from feedgate.commands.client import guarded, print_json
 from feedgate.config import Settings
-from feedgate.demo import REGRESSED_FEATURE, REGRESSED_MODEL, REGRESSION_DAYS, DemoCounts, produce
+from feedgate.demo.traffic import REGRESSED_FEATURE, REGRESSED_MODEL, REGRESSION_DAYS, DemoCounts, produce
 from feedgate.store import make_store
 from feedgate.store.sqlite import sqlite_path
 

@@ -16,14 +16,15 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import IO, Any
 
-from feedgate.commands.client import CommandError, Local, Remote, add_filter_flags, backend, filter_pairs, guarded
+from feedgate.analysis.export_run import FORMATS, Export, Spool, check_split
+from feedgate.analysis.reports import require_properties
+from feedgate.analysis.selection import parse_selection
+from feedgate.commands.client import Local, Remote, add_filter_flags, backend, filter_pairs, guarded
 from feedgate.config import Settings
-from feedgate.exporting import FORMATS, Export, Spool, check_split
-from feedgate.reports import require_properties
-from feedgate.selection import parse_selection
+from feedgate.errors import CommandError
 from feedgate.store.datasets import list_datasets
-from feedgate.store.exports import dataset_scope
 from feedgate.store.filters import compile_filter
+from feedgate.store.reads.export_rows import dataset_scope
 
 
 def add_commands(subparsers: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:

@@ -12,8 +12,8 @@ import orjson
 
 from feedgate.config import Settings
 from feedgate.store import make_store
-from feedgate.store.base import utc_text
-from feedgate.store.feedback_reads import pending_feedback
+from feedgate.store.reads.feedback import pending_feedback
+from feedgate.store.utc import utc_text
 
 
 def add_commands(subparsers: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from feedgate.config import Settings
-from feedgate.pricing import Price, PriceTable
+from feedgate.logrows.pricing import Price, PriceTable
 
 _HEADER = ("provider", "model", "input", "output", "cache_read", "cache_write")
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import orjson
 
+from feedgate.analysis.selection import parse_selection
 from feedgate.commands.client import (
-    CommandError,
     add_filter_flags,
     add_source_flags,
     backend,
@@ -21,7 +21,7 @@ from feedgate.commands.client import (
     table,
 )
 from feedgate.config import Settings
-from feedgate.selection import parse_selection
+from feedgate.errors import CommandError
 from feedgate.store.filters import and_all
 
 

@@ -1,9 +1,13 @@
-"""Where logs and feedback live. ``open_store`` picks the implementation from the database URL."""
+"""Where logs and feedback live: the ``Store`` protocol (``protocol.py``), SQLite and PostgreSQL, migrations,
+the single writer, and every SQL statement feedgate runs. ``make_store`` picks the store from the database URL.
+
+The reads both stores share are in ``reads/``; the writes are ``ops.py`` values applied by ``writer.py``.
+"""
 
 from __future__ import annotations
 
 from feedgate.config import Settings
-from feedgate.store.base import Store
+from feedgate.store.protocol import Store
 
 
 def make_store(settings: Settings) -> Store:

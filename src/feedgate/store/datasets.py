@@ -8,14 +8,14 @@ attempts, so an export always reads each request's latest attempt. Deletion is s
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 
-from feedgate.store.base import CreateDataset, DatasetOp, DeleteDataset, MutateDataset, RecordAlerts
-from feedgate.store.dialect import dollar_params
+from feedgate.store.dialect import Dialect, Executor
 from feedgate.store.filters import compile_filter
-from feedgate.store.sql import Dialect
+from feedgate.store.ops import CreateDataset, DatasetOp, DeleteDataset, MutateDataset, RecordAlerts
+from feedgate.store.protocol import Store
 
 DATASET_OPS = (CreateDataset, MutateDataset, DeleteDataset, RecordAlerts)
 _ADD_ITEM = (
@@ -23,31 +23,6 @@ _ADD_ITEM = (
     "ON CONFLICT (dataset_id, request_id) DO NOTHING"
 )
 _LIVE = "deleted_utc IS NULL"
-
-
-class Executor(Protocol):
-    """A write connection inside the writer's transaction; statements use ``?`` placeholders."""
-
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
-
-    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
-
-
-class AsyncpgExecutor:
-    """An asyncpg connection seen through ``Executor``, for ``PostgresStore.apply``."""
-
-    def __init__(self, conn: Any) -> None:
-        self.conn = conn
-
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        await self.conn.execute(dollar_params(sql), *params)
-
-    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        await self.conn.executemany(dollar_params(sql), rows)
-
-
-class Readable(Protocol):
-    async def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]: ...
 
 
 async def apply_dataset_op(db: Executor, dialect: Dialect, op: DatasetOp) -> None:
@@ -86,7 +61,7 @@ async def apply_dataset_op(db: Executor, dialect: Dialect, op: DatasetOp) -> Non
         )
 
 
-async def list_datasets(store: Readable, ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
+async def list_datasets(store: Store, ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """Live datasets (all, or these IDs) with their item counts, newest first."""
     chosen = f" AND d.id IN ({', '.join('?' for _ in ids)})" if ids else ""
     return await store.query(
@@ -97,7 +72,7 @@ async def list_datasets(store: Readable, ids: Sequence[str] | None = None) -> li
     )
 
 
-async def dataset_items(store: Readable, dataset_id: str, offset: int, limit: int) -> list[dict[str, Any]]:
+async def dataset_items(store: Store, dataset_id: str, offset: int, limit: int) -> list[dict[str, Any]]:
     return await store.query(
         "SELECT id, request_id, dataset_id, created_utc FROM dataset_items WHERE dataset_id = ? "
         "ORDER BY id LIMIT ? OFFSET ?",
@@ -105,7 +80,7 @@ async def dataset_items(store: Readable, dataset_id: str, offset: int, limit: in
     )
 
 
-async def notified_fingerprints(store: Readable, fingerprints: Sequence[str]) -> set[str]:
+async def notified_fingerprints(store: Store, fingerprints: Sequence[str]) -> set[str]:
     if not fingerprints:
         return set()
     rows = await store.query(

@@ -1,82 +1,118 @@
-"""Statements written once for both stores, and the helpers that adapt them to asyncpg.
+"""How SQL is written once for SQLite and PostgreSQL: the few places where the two differ.
 
-Statements use ``?`` placeholders (SQLite's style); ``dollar_params`` turns them into ``$1, $2 ...`` for
-PostgreSQL. ``plain_value`` turns asyncpg's result types into the plain Python values SQLite returns, so
-code above the store sees the same values from both.
+Queries are written with ``?`` placeholders and these helpers; each store's ``query`` and ``fetch`` turn
+the placeholders into ``$1, $2 ...`` for asyncpg (``dollar_params``), and ``plain_value`` turns asyncpg's
+result types into the plain values SQLite returns, so code above the store sees the same values from
+both. Writes inside the writer's transaction go through an ``Executor``. Everything else
+(``COALESCE``, ``CASE``, ``substr``, window functions, partial indexes, ``LIKE``) is spelled the same in
+both. Timestamps are ISO text in both stores, so
+comparing, sorting and bucketing by day (``substr(datetime_utc, 1, 10)``) need no dialect help.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
-
-from feedgate.store.base import PutFeedback, PutScores
-
-INSERT_EVENT = (
-    "INSERT INTO feedback_events (target_type, target_id, kind, rating, signal, comment, user_id, "
-    "metadata_json, source, datetime_utc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-DELETE_FEEDBACK = "DELETE FROM feedback WHERE target_type = ? AND target_id = ?"
-UPSERT_FEEDBACK = (
-    "INSERT INTO feedback (target_type, target_id, rating, comment, user_id, metadata_json, datetime_utc) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (target_type, target_id) DO UPDATE SET "
-    "rating = excluded.rating, comment = excluded.comment, user_id = excluded.user_id, "
-    "metadata_json = excluded.metadata_json, datetime_utc = excluded.datetime_utc"
-)
-UPSERT_SCORE = (
-    "INSERT INTO scores (request_id, name, value, value_type, datetime_utc) "
-    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (request_id, name) DO UPDATE SET "
-    "value = excluded.value, value_type = excluded.value_type, datetime_utc = excluded.datetime_utc"
-)
-UPSERT_PROPERTY = (
-    "INSERT INTO request_properties (request_id, key, value, datetime_utc) "
-    "VALUES (?, ?, ?, ?) ON CONFLICT (request_id, key) DO UPDATE SET "
-    "value = excluded.value, datetime_utc = excluded.datetime_utc"
-)
+from typing import Any, Literal, Protocol
 
 
-def feedback_run(run: Sequence[PutFeedback | PutScores]) -> list[tuple[str, list[tuple[Any, ...]]]]:
-    """Ratings, signals and scores as a few ``executemany`` calls, however many there are.
+@dataclass(frozen=True, slots=True)
+class Frag:
+    """A piece of SQL with its bound parameters, in order. Values never go into ``sql`` itself."""
 
-    Events and scores go in order, so the last write wins as if each op were applied alone; the
-    current-rating table only needs each target's last explicit rating, or its clearing.
-    """
-    events: list[tuple[Any, ...]] = []
-    current: dict[tuple[str, str], PutFeedback] = {}
-    scores: list[tuple[Any, ...]] = []
-    for op in run:
-        if isinstance(op, PutScores):
-            scores.extend(
-                (op.request_id, name, value, kind, op.datetime_utc) for name, (value, kind) in op.scores.items()
-            )
-            continue
-        rating = None if op.rating is None else int(op.rating)
-        events.append(
-            (
-                op.target_type,
-                op.target_id,
-                op.kind,
-                rating,
-                op.signal,
-                op.comment,
-                op.user_id,
-                op.metadata_json,
-                op.source,
-                op.datetime_utc,
-            )
-        )
-        if op.kind == "explicit":
-            current[(op.target_type, op.target_id)] = op
-    cleared = [key for key, op in current.items() if op.rating is None]
-    rated = [
-        (op.target_type, op.target_id, int(op.rating), op.comment, op.user_id, op.metadata_json, op.datetime_utc)
-        for op in current.values()
-        if op.rating is not None
-    ]
-    plan = [(INSERT_EVENT, events), (DELETE_FEEDBACK, cleared), (UPSERT_FEEDBACK, rated), (UPSERT_SCORE, scores)]
-    return [(sql, list(rows)) for sql, rows in plan if rows]
+    sql: str
+    params: tuple[Any, ...] = ()
+
+    def __add__(self, other: Frag) -> Frag:
+        return Frag(self.sql + other.sql, self.params + other.params)
+
+    def wrap(self, before: str, after: str = "") -> Frag:
+        return Frag(before + self.sql + after, self.params)
+
+
+def join(separator: str, parts: Iterable[Frag]) -> Frag:
+    items = list(parts)
+    return Frag(separator.join(p.sql for p in items), tuple(v for p in items for v in p.params))
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    name: Literal["sqlite", "postgres"]
+
+    def render(self, sql: str) -> str:
+        """``?`` -> ``$n`` for PostgreSQL (the stores' ``query``/``fetch`` also accept ``?`` as is)."""
+        return sql if self.name == "sqlite" else dollar_params(sql)
+
+    def json_text(self, column: str, key: str) -> Frag:
+        """The text value of top-level ``key`` in the JSON object stored as text in ``column``."""
+        if self.name == "sqlite":
+            # The key is bound inside a quoted JSON path; keys are checked against PROPERTY_NAME first,
+            # so they hold no '"' or '\\' that could change the path's meaning.
+            return Frag(f"json_extract({column}, ?)", (f'$."{key}"',))
+        return Frag(f"({column}::jsonb ->> ?)", (key,))
+
+    def contains(self, expr: str) -> str:
+        """Case-insensitive substring test of ``expr`` against one bound needle (Helicone's ``contains``)."""
+        function = "instr" if self.name == "sqlite" else "strpos"
+        return f"{function}(lower({expr}), lower(?)) > 0"
+
+    def like(self, expr: str, pattern: str) -> Frag:
+        """Case-sensitive LIKE in both stores (SQLite's LIKE ignores ASCII case, so use GLOB there)."""
+        if self.name == "postgres":
+            return Frag(f"{expr} LIKE ?", (pattern,))
+        return Frag(f"{expr} GLOB ?", (_like_to_glob(pattern),))
+
+    def ilike(self, expr: str, pattern: str) -> Frag:
+        return Frag(f"lower({expr}) LIKE lower(?)", (pattern,))
+
+    def week_start(self, expr: str) -> str:
+        """The Monday (``YYYY-MM-DD``) of the week holding the ISO timestamp ``expr``."""
+        if self.name == "sqlite":
+            return f"date(substr({expr}, 1, 10), '-6 days', 'weekday 1')"
+        return f"to_char(date_trunc('week', substr({expr}, 1, 10)::date), 'YYYY-MM-DD')"
+
+    def param(self, kind: str) -> str:
+        """A bound value compared with a column. PostgreSQL types ``$n`` after the column, and asyncpg then
+        truncates 200.5 to 200 for an INTEGER column; a number is compared as a float in both stores."""
+        return "CAST(? AS DOUBLE PRECISION)" if self.name == "postgres" and kind == "number" else "?"
+
+    def real(self, expr: str) -> str:
+        """``expr`` as a floating-point number (score values, averages)."""
+        return f"CAST({expr} AS {'REAL' if self.name == 'sqlite' else 'DOUBLE PRECISION'})"
+
+
+def _like_to_glob(pattern: str) -> str:
+    out: list[str] = []
+    escaped = False
+    for char in pattern:
+        if escaped:
+            out.append(_glob_literal(char))
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "%":
+            out.append("*")
+        elif char == "_":
+            out.append("?")
+        else:
+            out.append(_glob_literal(char))
+    if escaped:
+        out.append("\\")
+    return "".join(out)
+
+
+def _glob_literal(char: str) -> str:
+    return f"[{char}]" if char in "*?[]" else char
+
+
+SQLITE = Dialect("sqlite")
+POSTGRES = Dialect("postgres")
+
+
+def placeholders(values: Sequence[Any]) -> str:
+    return ", ".join("?" for _ in values)
 
 
 # A quoted literal is skipped whole, so a '?' inside one is never taken for a placeholder.
@@ -104,3 +140,11 @@ def plain_value(value: Any) -> Any:
     if isinstance(value, memoryview):
         return bytes(value)
     return value
+
+
+class Executor(Protocol):
+    """A write connection inside the writer's transaction; statements use ``?`` placeholders."""
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...

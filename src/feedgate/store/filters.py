@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from feedgate.errors import BadRequest
-from feedgate.store.base import utc_text
-from feedgate.store.sql import Dialect, Frag, join
+from feedgate.errors import FilterError
+from feedgate.store.dialect import Dialect, Frag, join
+from feedgate.store.utc import utc_text
 
 Kind = Literal["text", "number", "timestamp", "boolean"]
 PROPERTY_NAME = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
@@ -37,10 +37,6 @@ OPERATORS: dict[Kind, tuple[str, ...]] = {
     "boolean": ("equals",),
 }
 _COMPARE = {"equals": "=", "not-equals": "<>", "gte": ">=", "lte": "<=", "gt": ">", "lt": "<"}
-
-
-class FilterError(BadRequest):
-    """The filter (or sort, or a query parameter built into one) is not valid; the message says why."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -148,7 +148,7 @@ migration(
 )
 
 # Datasets (Helicone's helicone-dataset API and feedgate's filter snapshots), regression alerts already sent,
-# and the indexes the analysis queries need (store/analytics.py): covering indexes let stats by model scan
+# and the indexes the analysis queries need (store/reads/groups.py): covering indexes let stats by model scan
 # an index instead of the wide rows, and (group, duration_ms) indexes let percentiles walk to a rank
 # (dropped again by m005).
 # Four indexes of m001 are replaced by wider ones that serve the same lookups; (messages_fingerprint,
@@ -223,8 +223,8 @@ migration("m004_cache", sqlite=_CACHE.format(blob="BLOB"), postgres=_CACHE.forma
 # The two indexes of m003 keyed by duration go. A duration lands at a random place in its B-tree, so each
 # logged row wrote a fresh page in each of them: together they more than doubled the cost of inserting a
 # row (105 us per row with them, about 45 without, at 50,000 rows), paid on the proxy's own CPU.
-# Percentiles no longer walk them: store/percentiles.py ranks fetched durations, exact up to 150,000 in
-# scope and from a systematic sample above that.
+# Percentiles no longer walk them: durations are fetched (store/reads/durations.py) and ranked in Python,
+# exact up to 150,000 in scope and from a systematic sample above that.
 migration(
     "m005_drop_duration_indexes",
     sqlite="DROP INDEX requests_model_duration; DROP INDEX requests_duration;",

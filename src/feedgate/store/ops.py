@@ -1,47 +1,180 @@
-"""Applying the writer's ops other than request rows, once for both stores.
+"""The writes a store applies: one value per kind, handed to the single writer task (``writer.py``).
 
-Ops apply in batch order, so a clear after a rating wins as it would one by one; consecutive ratings,
-signals and scores are coalesced into a few ``executemany`` calls (a 1,000-item feedback batch is four
-statements, not thousands). Statements use ``?``; each store's ``Executor`` adapts them.
+Writes are never issued directly: the writer applies a batch of these in one transaction through
+``Store.apply``. ``InsertRequest.values`` follows ``REQUEST_COLUMNS``, the ``requests`` table's columns.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
-from feedgate.store.base import DropPending, InsertRequest, PutCacheEntry, PutFeedback, PutProperty, PutScores, WriteOp
-from feedgate.store.cache_sql import DELETE_EXPIRED_CACHE, UPSERT_CACHE_ENTRY, cache_entry_params
-from feedgate.store.datasets import DATASET_OPS, Executor, apply_dataset_op
-from feedgate.store.dialect import UPSERT_PROPERTY, feedback_run
-from feedgate.store.pending_sql import drop_pending_statements
-from feedgate.store.sql import Dialect
+from feedgate.store.utc import utc_text
+
+REQUEST_COLUMNS: tuple[str, ...] = (
+    "request_id",
+    "datetime_utc",
+    "provider",
+    "method",
+    "path",
+    "query",
+    "target_url",
+    "model",
+    "is_stream",
+    "status",
+    "duration_ms",
+    "ttft_ms",
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cost_usd",
+    "user_id",
+    "session_id",
+    "session_path",
+    "session_name",
+    "prompt_id",
+    "prompt_fingerprint",
+    "messages_fingerprint",
+    "properties_json",
+    "request_headers_json",
+    "request_body",
+    "response_headers_json",
+    "response_body",
+    "response_json",
+    "response_text",
+    "finish_reason",
+    "upstream_request_id",
+    "error_type",
+    "error_message",
+    "cache_reference_id",
+    "body_bytes",
+)
 
 
-async def apply_other_ops(db: Executor, dialect: Dialect, ops: Sequence[WriteOp]) -> None:
-    run: list[PutFeedback | PutScores] = []
-    for op in ops:
-        if isinstance(op, PutFeedback | PutScores):
-            run.append(op)
-            continue
-        if run:
-            await _feedback(db, run)
-            run = []
-        if isinstance(op, InsertRequest):
-            continue  # the store inserts request rows first, in one statement of its own
-        if isinstance(op, PutProperty):
-            await db.execute(UPSERT_PROPERTY, (op.request_id, op.key, op.value, op.datetime_utc))
-        elif isinstance(op, PutCacheEntry):
-            await db.execute(DELETE_EXPIRED_CACHE, (op.created_utc,))
-            await db.execute(UPSERT_CACHE_ENTRY, cache_entry_params(op))
-        elif isinstance(op, DropPending) and op.request_ids:
-            for statement in drop_pending_statements(len(op.request_ids)):
-                await db.execute(statement, op.request_ids)
-        elif isinstance(op, DATASET_OPS):
-            await apply_dataset_op(db, dialect, op)
-    if run:
-        await _feedback(db, run)
+@dataclass(slots=True)
+class InsertRequest:
+    """One proxied (or manually logged) exchange; ``values`` follows ``REQUEST_COLUMNS``."""
+
+    values: tuple[Any, ...]
+    derived_signals: tuple[str, ...] = ()
+    # The gateway minted the ID, so no earlier attempt exists: the store may skip looking for one.
+    fresh_id: bool = False
+
+    @property
+    def request_id(self) -> str:
+        return str(self.values[0])
 
 
-async def _feedback(db: Executor, run: list[PutFeedback | PutScores]) -> None:
-    for sql, rows in feedback_run(run):
-        await db.executemany(sql, rows)
+@dataclass(slots=True)
+class PutFeedback:
+    """An explicit rating (``rating`` None clears it) or an implicit signal for a request or session."""
+
+    target_type: str
+    target_id: str
+    kind: str
+    rating: bool | None
+    signal: str | None = None
+    comment: str | None = None
+    user_id: str | None = None
+    metadata_json: str | None = None
+    source: str = "api"
+    datetime_utc: str = field(default_factory=utc_text)
+
+
+@dataclass(slots=True)
+class PutScores:
+    request_id: str
+    scores: dict[str, tuple[float, str]]
+    datetime_utc: str = field(default_factory=utc_text)
+
+
+@dataclass(slots=True)
+class PutProperty:
+    request_id: str
+    key: str
+    value: str
+    datetime_utc: str = field(default_factory=utc_text)
+
+
+@dataclass(slots=True)
+class PutCacheEntry:
+    """One answer kept for ``Helicone-Cache-Enabled``: slot ``slot`` of the bucket under ``key``.
+
+    ``body`` is the upstream's bytes (SSE bytes for a stream); ``headers_json`` a JSON list of
+    ``[name, value]`` pairs to replay. Applying it also deletes entries expired by ``created_utc``.
+    """
+
+    key: str
+    slot: int
+    request_id: str
+    status: int
+    headers_json: str
+    body: bytes
+    is_stream: bool
+    created_utc: str
+    expires_utc: str
+
+
+@dataclass(frozen=True, slots=True)
+class CacheEntry:
+    """A cached answer as ``Store.cache_entries`` reads it back."""
+
+    slot: int
+    request_id: str
+    status: int
+    headers_json: str
+    body: bytes
+    is_stream: bool
+
+
+@dataclass(slots=True)
+class DropPending:
+    """Forget feedback, scores and properties noted for these IDs, unless their request has since landed."""
+
+    request_ids: list[str]
+
+
+@dataclass(slots=True)
+class CreateDataset:
+    """A dataset: Helicone's list of request IDs, or (``filter_tree`` set) a snapshot of a filter's matches.
+
+    The tree is Helicone's filter JSON, compiled by each store in its own dialect (``store/datasets.py``).
+    """
+
+    dataset_id: str
+    name: str
+    origin: str  # "helicone" or "filter"
+    request_ids: list[str] = field(default_factory=list)
+    filter_tree: Any = None
+    meta_json: str | None = None
+    datetime_utc: str = field(default_factory=utc_text)
+
+
+@dataclass(slots=True)
+class MutateDataset:
+    dataset_id: str
+    add: list[str] = field(default_factory=list)
+    remove: list[str] = field(default_factory=list)
+    datetime_utc: str = field(default_factory=utc_text)
+
+
+@dataclass(slots=True)
+class DeleteDataset:
+    """Soft delete, as Helicone does: the dataset disappears from lists and reads; its rows stay."""
+
+    dataset_id: str
+    datetime_utc: str = field(default_factory=utc_text)
+
+
+@dataclass(slots=True)
+class RecordAlerts:
+    """Regressions whose webhook was sent: ``(fingerprint, dimension, key, metric, payload_json)`` each."""
+
+    alerts: list[tuple[str, str, str, str, str]]
+    datetime_utc: str = field(default_factory=utc_text)
+
+
+DatasetOp = CreateDataset | MutateDataset | DeleteDataset | RecordAlerts
+WriteOp = InsertRequest | PutFeedback | PutScores | PutProperty | PutCacheEntry | DropPending | DatasetOp

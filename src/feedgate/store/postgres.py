@@ -19,37 +19,31 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
+from asyncpg.exceptions._base import DataError as ArgumentError
 
 from feedgate.config import mask_url
-from feedgate.store.base import (
-    REQUEST_COLUMNS,
-    CacheEntry,
-    InsertRequest,
-    StoreUnreachable,
-    WriteOp,
-    utc_text,
-)
-from feedgate.store.cache_sql import (
-    SELECT_CACHE_ENTRIES,
-    cache_entry,
-)
-from feedgate.store.datasets import AsyncpgExecutor
-from feedgate.store.dialect import INSERT_EVENT, dollar_params, plain_value
+from feedgate.errors import RowRejected, StoreUnreachable
+from feedgate.store.dialect import POSTGRES, Dialect, dollar_params, plain_value
 from feedgate.store.migrations import MIGRATIONS, statements
-from feedgate.store.ops import apply_other_ops
-from feedgate.store.sql import POSTGRES
+from feedgate.store.ops import REQUEST_COLUMNS, CacheEntry, InsertRequest, WriteOp
+from feedgate.store.protocol import Store
+from feedgate.store.signals import Lookup, insert_derived_signals
+from feedgate.store.statements import SELECT_CACHE_ENTRIES, apply_other_ops, cache_entry
+from feedgate.store.utc import utc_text
 
 log = logging.getLogger("feedgate.store")
 if TYPE_CHECKING:  # asyncpg's classes are generic only in its stubs
     Connection: TypeAlias = asyncpg.Connection[asyncpg.Record] | asyncpg.pool.PoolConnectionProxy[asyncpg.Record]
 
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
-_COL = {name: index for index, name in enumerate(REQUEST_COLUMNS)}
+# Errors caused by a record's content: PostgreSQL's classes 22 (data) and 23 (constraints), and asyncpg's own
+# check of an argument before it is sent (a value out of range for its column type).
+_CONTENT_ERRORS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError, ArgumentError)
 # Errors that mean "not reachable yet": worth waiting for when database.connect_wait_s allows it. A wrong
 # password or a missing database is not on this list: waiting would not fix it.
 _TRANSIENT = (OSError, TimeoutError, asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError)
@@ -79,7 +73,9 @@ def split_schema(url: str) -> tuple[str, str | None]:
     return urlunsplit(parts._replace(query=rest)), schema or None
 
 
-class PostgresStore:
+class PostgresStore(Store):
+    dialect: Dialect = POSTGRES
+
     def __init__(
         self,
         url: str,
@@ -202,13 +198,17 @@ class PostgresStore:
     async def apply(self, ops: Sequence[WriteOp]) -> None:
         if self._write is None:
             raise RuntimeError("store is not open")
-        async with self._write.acquire() as conn, conn.transaction():
-            inserts = [op for op in ops if isinstance(op, InsertRequest)]
-            if inserts:
-                await self._insert(conn, inserts)
-            await apply_other_ops(AsyncpgExecutor(conn), POSTGRES, ops)
+        try:
+            async with self._write.acquire() as conn, conn.transaction():
+                db = AsyncpgExecutor(conn)
+                inserts = [op for op in ops if isinstance(op, InsertRequest)]
+                if inserts:
+                    await self._insert(conn, db, inserts)
+                await apply_other_ops(db, POSTGRES, ops)
+        except _CONTENT_ERRORS as exc:
+            raise RowRejected(f"{type(exc).__name__}: {exc}") from exc
 
-    async def _insert(self, conn: Connection, inserts: list[InsertRequest]) -> None:
+    async def _insert(self, conn: Connection, db: AsyncpgExecutor, inserts: list[InsertRequest]) -> None:
         if not all(op.fresh_id for op in inserts):
             # Attempt numbers are MAX(attempt) + 1: an instance inserting the same request ID concurrently
             # would compute the same number, so inserting batches take turns (per schema, until commit).
@@ -217,41 +217,13 @@ class PostgresStore:
         columns: list[list[Any]] = [list(column) for column in zip(*(op.values for op in inserts), strict=True)]
         columns.append([op.fresh_id for op in inserts])
         await conn.execute(self._insert_requests, *columns)
-        await self._derive_signals(conn, inserts)
 
-    async def _derive_signals(self, conn: Connection, inserts: list[InsertRequest]) -> None:
-        """The same events as ``SqliteStore._derive_signals``, in the same order, with one lookup query."""
-        lookups: list[tuple[int, tuple[Any, ...]]] = []
-        for index, op in enumerate(inserts):
-            values = op.values
-            fingerprint, session_id, user_id = (
-                values[_COL["messages_fingerprint"]],
-                values[_COL["session_id"]],
-                values[_COL["user_id"]],
-            )
-            if fingerprint is None or (session_id is None and user_id is None):
-                continue
-            when = values[_COL["datetime_utc"]]
-            since = utc_text(
-                datetime.strptime(when, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC) - self.regenerate_window
-            )
-            lookups.append((index, (fingerprint, op.request_id, since, when, session_id, user_id)))
-        previous: dict[int, str] = {}
-        if lookups:
+        async def find_previous(lookups: list[tuple[int, Lookup]]) -> dict[int, str]:
             arrays = [list(column) for column in zip(*(args for _, args in lookups), strict=True)]
             rows = await conn.fetch(_PREVIOUS_SAME_CONVERSATION, *arrays)
-            previous = {lookups[row["ord"] - 1][0]: row["request_id"] for row in rows}
-        events: list[tuple[Any, ...]] = []
-        for index, op in enumerate(inserts):
-            when = op.values[_COL["datetime_utc"]]
-            for signal in op.derived_signals:
-                events.append(("request", op.request_id, "implicit", 0, signal, None, None, None, "feedgate", when))
-            if index in previous:
-                events.append(
-                    ("request", previous[index], "implicit", 0, "regenerated", None, None, None, "feedgate", when)
-                )
-        if events:
-            await conn.executemany(dollar_params(INSERT_EVENT), events)
+            return {lookups[row["ord"] - 1][0]: row["request_id"] for row in rows}
+
+        await insert_derived_signals(db, inserts, self.regenerate_window, find_previous)
 
     async def request_attempts(self, request_id: str) -> list[dict[str, Any]]:
         rows = await self.reader.fetch("SELECT * FROM requests WHERE request_id = $1 ORDER BY attempt", request_id)
@@ -272,9 +244,7 @@ class PostgresStore:
         rows = await self.reader.fetch(dollar_params(SELECT_CACHE_ENTRIES), key, now_utc)
         return [cache_entry(row) for row in rows]
 
-    # Analysis reads (store/analytics.py, exports) share the read pool: independent queries run concurrently.
-    dialect = POSTGRES
-
+    # The reads in store/reads/ share the read pool: independent queries run concurrently.
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Rows as tuples. SQL in either placeholder style: ``?`` is rewritten, ``$n`` passes unchanged."""
         rows = await self.reader.fetch(dollar_params(sql), *params)
@@ -290,9 +260,22 @@ class PostgresStore:
                 yield [{key: plain_value(value) for key, value in row.items()} for row in rows]
 
     async def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        """Run a read-only query written with ``?`` placeholders (as for SQLite) on the read pool."""
+        """Rows as dicts, on the read pool; SQL in either placeholder style."""
         rows = await self.reader.fetch(dollar_params(sql), *params)
         return [{key: plain_value(value) for key, value in row.items()} for row in rows]
+
+
+class AsyncpgExecutor:
+    """An asyncpg connection seen through ``Executor``, for ``PostgresStore.apply``."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        await self.conn.execute(dollar_params(sql), *params)
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        await self.conn.executemany(dollar_params(sql), rows)
 
 
 async def _insert_requests_sql(conn: asyncpg.Connection[asyncpg.Record]) -> str:

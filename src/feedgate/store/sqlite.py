@@ -8,28 +8,21 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
-from feedgate.store.base import (
-    REQUEST_COLUMNS,
-    CacheEntry,
-    InsertRequest,
-    WriteOp,
-    utc_text,
-)
-from feedgate.store.cache_sql import (
-    SELECT_CACHE_ENTRIES,
-    cache_entry,
-)
-from feedgate.store.dialect import INSERT_EVENT
+from feedgate.errors import RowRejected
+from feedgate.store.dialect import SQLITE, Dialect
 from feedgate.store.migrations import MIGRATIONS, statements
-from feedgate.store.ops import apply_other_ops
-from feedgate.store.sql import SQLITE
-from feedgate.store.sqlite_reads import SqliteExecutor, SqliteReaders
+from feedgate.store.ops import REQUEST_COLUMNS, CacheEntry, InsertRequest, WriteOp
+from feedgate.store.protocol import Store
+from feedgate.store.signals import Lookup, insert_derived_signals
+from feedgate.store.sqlite_readers import SqliteReaders
+from feedgate.store.statements import SELECT_CACHE_ENTRIES, apply_other_ops, cache_entry
+from feedgate.store.utc import utc_text
 
 _INSERT_FIRST_ATTEMPT = (
     f"INSERT INTO requests (attempt, {', '.join(REQUEST_COLUMNS)}) "
@@ -47,7 +40,8 @@ WHERE messages_fingerprint = ? AND request_id <> ? AND datetime_utc >= ? AND dat
   AND (user_id IS NOT NULL OR session_id IS NOT NULL)
 ORDER BY id DESC LIMIT 1
 """
-_COL = {name: index for index, name in enumerate(REQUEST_COLUMNS)}
+# The errors sqlite3 raises for a record's content, not for the database being unusable.
+_CONTENT_ERRORS = (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.ProgrammingError, OverflowError)
 
 
 def sqlite_path(url: str) -> str:
@@ -57,7 +51,9 @@ def sqlite_path(url: str) -> str:
     return url[len("sqlite:///") :]
 
 
-class SqliteStore:
+class SqliteStore(Store):
+    dialect: Dialect = SQLITE
+
     def __init__(self, url: str, *, regenerate_window_s: float = 600.0) -> None:
         self.path = sqlite_path(url)
         self.regenerate_window = timedelta(seconds=regenerate_window_s)
@@ -132,6 +128,7 @@ class SqliteStore:
         await conn.execute("BEGIN IMMEDIATE")
         try:
             inserts = [op for op in ops if isinstance(op, InsertRequest)]
+            db = SqliteExecutor(conn)
             if inserts:
                 fresh = [op.values for op in inserts if op.fresh_id]
                 if fresh:
@@ -139,35 +136,23 @@ class SqliteStore:
                 retried = [(*op.values, op.request_id) for op in inserts if not op.fresh_id]
                 if retried:
                     await conn.executemany(_INSERT_REQUEST, retried)
-                await self._derive_signals(conn, inserts)
-            await apply_other_ops(SqliteExecutor(conn), SQLITE, ops)
-        except BaseException:
+
+                async def find_previous(lookups: list[tuple[int, Lookup]]) -> dict[int, str]:
+                    found: dict[int, str] = {}
+                    for index, (fingerprint, rid, since, when, session_id, user_id) in lookups:
+                        args = (fingerprint, rid, since, when, session_id, session_id, user_id, user_id)
+                        for row in await conn.execute_fetchall(_PREVIOUS_SAME_CONVERSATION, args):
+                            found[index] = row[0]
+                    return found
+
+                await insert_derived_signals(db, inserts, self.regenerate_window, find_previous)
+            await apply_other_ops(db, SQLITE, ops)
+        except BaseException as exc:
             await conn.execute("ROLLBACK")
+            if isinstance(exc, _CONTENT_ERRORS):
+                raise RowRejected(f"{type(exc).__name__}: {exc}") from exc
             raise
         await conn.execute("COMMIT")
-
-    async def _derive_signals(self, conn: aiosqlite.Connection, inserts: list[InsertRequest]) -> None:
-        events: list[tuple[Any, ...]] = []
-        for op in inserts:
-            values = op.values
-            when = values[_COL["datetime_utc"]]
-            for signal in op.derived_signals:
-                events.append(("request", op.request_id, "implicit", 0, signal, None, None, None, "feedgate", when))
-            fingerprint = values[_COL["messages_fingerprint"]]
-            session_id, user_id = values[_COL["session_id"]], values[_COL["user_id"]]
-            if fingerprint is None or (session_id is None and user_id is None):
-                continue
-            since = utc_text(
-                datetime.strptime(when, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC) - self.regenerate_window
-            )
-            rows = await conn.execute_fetchall(
-                _PREVIOUS_SAME_CONVERSATION,
-                (fingerprint, op.request_id, since, when, session_id, session_id, user_id, user_id),
-            )
-            for row in rows:
-                events.append(("request", row[0], "implicit", 0, "regenerated", None, None, None, "feedgate", when))
-        if events:
-            await conn.executemany(INSERT_EVENT, events)
 
     async def request_attempts(self, request_id: str) -> list[dict[str, Any]]:
         rows = await self.reader.execute_fetchall(
@@ -197,9 +182,7 @@ class SqliteStore:
         rows = await self.reader.execute_fetchall(SELECT_CACHE_ENTRIES, (key, now_utc))
         return [cache_entry(row) for row in rows]
 
-    # Analysis reads (store/analytics.py and friends) run on extra connections: see sqlite_reads.py.
-    dialect = SQLITE
-
+    # The reads in store/reads/ run on extra connections: see sqlite_readers.py.
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return await self._readers.fetch(sql, params)
 
@@ -207,6 +190,19 @@ class SqliteStore:
         return self._readers.stream(sql, params, batch)
 
     async def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        """Run a read-only query on the reader connection (for the API modules in ``store/``)."""
+        """Rows as dicts, from the store's own reader connection."""
         rows = await self.reader.execute_fetchall(sql, params)
         return [dict(row) for row in rows]
+
+
+class SqliteExecutor:
+    """The writer connection seen through ``Executor`` (statements written with ``?``)."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self.conn = conn
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        await self.conn.execute(sql, params)
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        await self.conn.executemany(sql, rows)

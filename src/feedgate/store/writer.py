@@ -4,9 +4,10 @@ The proxy puts finished exchanges here with ``log()`` and never waits: the queue
 is full the record is dropped and counted, because a client's answer matters more than its log row. The
 feedback API uses ``submit()``, which waits for the commit, so a 201 means the rating is stored.
 
-Turning an exchange into a row (parsing bodies, reassembling streams, pricing) happens here, batch by
-batch, after the client already has its answer. If the store fails, the batch is kept and retried with
-back-off while new records wait in the queue; nothing is dropped silently.
+Turning an exchange into a row (parsing bodies, reassembling streams, pricing: ``logrows/``, passed in as
+``build_row``) happens here, batch by batch, after the client already has its answer. If the store fails,
+the batch is kept and retried with back-off while new records wait in the queue; nothing is dropped
+silently. A record whose content the store refuses (``RowRejected``) is dropped alone and counted.
 """
 
 from __future__ import annotations
@@ -16,12 +17,24 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
 
-from feedgate.store.base import InsertRequest, Store, WriteOp
+from feedgate.errors import RowRejected
+from feedgate.store.ops import InsertRequest, WriteOp
+from feedgate.store.protocol import Store
 
 log = logging.getLogger("feedgate.writer")
+
+
+class Logged(Protocol):
+    """What the writer needs to know of a logged exchange before it builds its row."""
+
+    @property
+    def request_id(self) -> str: ...
+
+
+Record = TypeVar("Record", bound=Logged)
 
 
 @dataclass(slots=True)
@@ -39,7 +52,6 @@ class WriterStats:
     store_errors: int = 0
     last_error: str | None = None
     last_error_at: float | None = None
-    by_kind: Counter[str] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -52,13 +64,13 @@ class WriterStats:
         }
 
 
-class Writer:
-    """Owns every write to the store. ``derive`` turns a logged exchange into an ``InsertRequest``."""
+class Writer(Generic[Record]):
+    """Owns every write to the store. ``build_row`` turns a logged record (an exchange) into an ``InsertRequest``."""
 
     def __init__(
         self,
         store: Store,
-        derive: Callable[[Any], InsertRequest],
+        build_row: Callable[[Record], InsertRequest],
         *,
         queue_size: int = 50_000,
         batch_max: int = 1000,
@@ -66,13 +78,13 @@ class Writer:
         retry_max_s: float = 5.0,
     ) -> None:
         self.store = store
-        self.derive = derive
+        self.build_row = build_row
         self.batch_max = batch_max
         self.batch_wait_s = batch_wait_s
         # Set when a caller is waiting for its write: the writer stops gathering and writes at once.
         self._urgent = asyncio.Event()
         self.retry_max_s = retry_max_s
-        self.queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=queue_size)
+        self.queue: asyncio.Queue[Record | _Submitted | None] = asyncio.Queue(maxsize=queue_size)
         self.stats = WriterStats()
         # Request IDs accepted but not yet committed: feedback for them is "stored", not "pending".
         self.queued_ids: Counter[str] = Counter()
@@ -80,10 +92,11 @@ class Writer:
         self._stopping = False
         self._last_drop_log = 0.0
 
-    def log(self, exchange: Any, request_id: str) -> bool:
-        """Queue an exchange for logging without waiting. False (and counted) if the queue is full."""
+    def log(self, record: Record) -> bool:
+        """Queue a record for logging without waiting. False (and counted) if the queue is full."""
+        request_id = record.request_id
         try:
-            self.queue.put_nowait(exchange)
+            self.queue.put_nowait(record)
         except asyncio.QueueFull:
             self.stats.dropped_queue_full += 1
             now = time.monotonic()
@@ -120,6 +133,13 @@ class Writer:
         await asyncio.wait_for(self.queue.put(_Submitted(op, done)), timeout)
         self._urgent.set()
         await asyncio.wait_for(asyncio.shield(done), timeout)
+
+    async def flush(self, timeout: float = 10.0) -> None:
+        """Wait until every record queued before this call is committed (or dropped and counted).
+
+        Batches are applied in queue order, so an empty write queued now is done only after them.
+        """
+        await self.submit([], timeout)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="feedgate-writer")
@@ -167,7 +187,7 @@ class Writer:
             pass
         self._urgent.clear()
 
-    async def _write(self, batch: list[Any]) -> None:
+    async def _write(self, batch: list[Record | _Submitted]) -> None:
         # Each group is applied whole or not at all: one exchange's row, or one submitted set of ops.
         groups: list[tuple[list[WriteOp], asyncio.Future[None] | None]] = []
         logged_ids: list[str] = []
@@ -177,11 +197,24 @@ class Writer:
                 continue
             logged_ids.append(item.request_id)
             try:
-                groups.append(([self.derive(item)], None))
+                groups.append(([self.build_row(item)], None))
             except Exception:
                 self.stats.derive_errors += 1
                 log.exception("could not build the log row for request %s", item.request_id)
         ops = [op for group, _ in groups for op in group]
+        if ops:
+            await self._apply(groups, ops)
+        else:
+            self._done(groups, None)  # a flush() marker, or records whose rows could not be built
+        for request_id in logged_ids:
+            left = self.queued_ids[request_id] - 1
+            if left > 0:
+                self.queued_ids[request_id] = left
+            else:
+                del self.queued_ids[request_id]
+
+    async def _apply(self, groups: list[tuple[list[WriteOp], asyncio.Future[None] | None]], ops: list[WriteOp]) -> None:
+        """Apply a batch, retrying with back-off while the store is unavailable."""
         delay = 0.05
         while True:
             try:
@@ -192,9 +225,9 @@ class Writer:
                 self.stats.store_errors += 1
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"
                 self.stats.last_error_at = time.time()
-                if _is_data_error(exc):
-                    # Retrying cannot fix a bad row: isolate it (a batch of one is retried once, then dropped
-                    # and counted) instead of blocking every record queued behind it.
+                if isinstance(exc, RowRejected):
+                    # Retrying cannot fix a bad row: apply each record alone, so only the bad one is dropped
+                    # (and counted) instead of blocking every record queued behind it.
                     await self._write_groups_apart(groups)
                     break
                 if self._stopping and delay >= self.retry_max_s:
@@ -204,12 +237,6 @@ class Writer:
                 log.warning("store write failed (%s); retrying in %.2fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.retry_max_s)
-        for request_id in logged_ids:
-            left = self.queued_ids[request_id] - 1
-            if left > 0:
-                self.queued_ids[request_id] = left
-            else:
-                del self.queued_ids[request_id]
 
     def _done(self, groups: list[tuple[list[WriteOp], asyncio.Future[None] | None]], exc: Exception | None) -> None:
         for ops, waiter in groups:
@@ -231,12 +258,3 @@ class Writer:
                 self._done([group], exc)
                 continue
             self._done([group], None)
-
-
-def _is_data_error(exc: Exception) -> bool:
-    """Errors caused by a row's content, as opposed to the store being unreachable or busy."""
-    name = type(exc).__name__
-    if name in {"IntegrityError", "DataError", "ProgrammingError"} or "DataError" in type(exc).__mro__[1].__name__:
-        return True
-    # PostgreSQL (asyncpg) names each error; its SQLSTATE class says what it is: 22 bad data, 23 a constraint.
-    return str(getattr(exc, "sqlstate", None) or "")[:2] in {"22", "23"}

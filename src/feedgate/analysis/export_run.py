@@ -1,0 +1,176 @@
+"""Export logged requests as training data, streamed: openai-chat, openai-preference, few-shot, jsonl.
+
+Rows come from ``store/exports.py`` in export order and go through the pure converters of
+``analysis/export.py`` one at a time (one conversation group at a time for preference pairs), so memory
+holds one chunk of rows plus a 16-byte digest per distinct input kept. Identical inputs are written once:
+rows arrive best-rated first, so the copy kept is the best-rated one, as ``openai_chat_lines`` chooses.
+``jsonl`` writes every matching request in full (the fields of ``GET /v1/request/{id}``), undeduplicated.
+
+Streamed answers export like plain ones: ``response_json`` holds the reassembled message of a stream,
+``response_body`` the JSON of a non-streamed answer; Anthropic messages convert to the same chat shape.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from array import array
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+import orjson
+
+from feedgate.analysis.request_rows import annotated
+from feedgate.analysis.training_formats import ExportRow, few_shot, openai_chat_lines, openai_preference_lines, split
+from feedgate.errors import FilterError
+from feedgate.store.dialect import Frag
+from feedgate.store.protocol import Store
+from feedgate.store.reads.export_rows import export_order, export_rows
+
+FORMATS = ("openai-chat", "openai-preference", "few-shot", "jsonl")
+_ORDER = {"openai-chat": "rating", "few-shot": "rating", "openai-preference": "conversation", "jsonl": "time"}
+Progress = Callable[[int, int], None]
+
+
+def check_format(fmt: str | None) -> str:
+    if fmt not in FORMATS:
+        raise FilterError(f"format must be one of {', '.join(FORMATS)}, not {str(fmt)[:32]!r}")
+    return fmt
+
+
+def _json(raw: Any) -> Any:
+    if raw is None:
+        return None
+    try:
+        return orjson.loads(bytes(raw) if isinstance(raw, memoryview) else raw)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def export_row(row: dict[str, Any]) -> ExportRow:
+    properties = _json(row["properties_json"]) or {}
+    properties.update(row.get("later_properties", {}))
+    message = _json(row["response_json"] if row["is_stream"] else row["response_body"])
+    return ExportRow(
+        request_id=row["request_id"],
+        provider=row["provider"],
+        path=row["path"],
+        request_json=_json(row["request_body"]),
+        response_message=message if isinstance(message, dict) else None,
+        rating=None if row["rating"] is None else bool(row["rating"]),
+        scores={name: float(value) for name, value in row.get("scores", {}).items()},
+        model=row["model"],
+        user_id=row["user_id"],
+        properties=properties,
+        datetime_utc=row["datetime_utc"],
+    )
+
+
+def _digest(value: Any) -> bytes:
+    return hashlib.blake2b(orjson.dumps(value, option=orjson.OPT_SORT_KEYS), digest_size=16).digest()
+
+
+def _line(value: Any) -> bytes:
+    return orjson.dumps(value) + b"\n"
+
+
+@dataclass
+class Export:
+    """One export: ``plan()`` finds the rows, ``lines()`` streams JSONL; counters say how it went."""
+
+    store: Store
+    where: Frag
+    fmt: str
+    progress: Progress | None = None
+    ids: list[int] = field(default_factory=list)
+    rows_read: int = 0
+    lines_written: int = 0
+    duplicates: int = 0
+
+    async def plan(self) -> int:
+        self.ids = await export_order(self.store, self.where, _ORDER[self.fmt], self.fmt == "openai-preference")  # type: ignore[arg-type]
+        return len(self.ids)
+
+    async def lines(self) -> AsyncIterator[bytes]:
+        seen: set[bytes] = set()
+        group: list[ExportRow] = []
+        group_key: str | None = None
+        async for rows in export_rows(self.store, self.ids, full=self.fmt == "jsonl"):
+            for row in rows:
+                if self.fmt == "jsonl":
+                    yield self._count(_line(_full(row)))
+                elif self.fmt == "openai-preference":
+                    if row["messages_fingerprint"] != group_key:
+                        for line in openai_preference_lines(group):
+                            yield self._count(_line(line))
+                        group, group_key = [], row["messages_fingerprint"]
+                    group.append(export_row(row))
+                else:
+                    for line, key in self._deduplicable(export_row(row)):
+                        if key in seen:
+                            self.duplicates += 1
+                            continue
+                        seen.add(key)
+                        yield self._count(_line(line))
+            self.rows_read += len(rows)
+            if self.progress is not None:
+                self.progress(self.rows_read, len(self.ids))
+        for line in openai_preference_lines(group):
+            yield self._count(_line(line))
+
+    def _deduplicable(self, row: ExportRow) -> Iterator[tuple[Any, bytes]]:
+        if self.fmt == "openai-chat":
+            for line in openai_chat_lines([row]):
+                yield line, _digest({"messages": line["messages"][:-1], "tools": line.get("tools")})
+        else:
+            for example in few_shot([row]):
+                yield example, _digest([example.get("system"), example["input"]])
+
+    def _count(self, line: bytes) -> bytes:
+        self.lines_written += 1
+        return line
+
+
+def _full(row: dict[str, Any]) -> dict[str, Any]:
+    note = {
+        "feedback_rating": None if row["rating"] is None else bool(row["rating"]),
+        "feedback_created_at": row["rated_utc"],
+        "feedback_comment": row["comment"],
+        "scores": row["scores"],
+        "later_properties": row["later_properties"],
+    }
+    return annotated(row, note)
+
+
+class Spool:
+    """Lines kept in a temporary file with their offsets, to be split as ``analysis.export.split`` does."""
+
+    def __init__(self) -> None:
+        self.file: IO[bytes] = tempfile.TemporaryFile()
+        self.offsets = array("q")
+
+    async def fill(self, lines: AsyncIterator[bytes]) -> int:
+        async for line in lines:
+            self.offsets.append(self.file.tell())
+            self.file.write(line)
+        self.offsets.append(self.file.tell())
+        return len(self.offsets) - 1
+
+    def parts(self, fraction: float, seed: int) -> tuple[list[int], list[int]]:
+        # Shuffling the indices shuffles exactly as split() would shuffle the lines themselves.
+        return split(list(range(len(self.offsets) - 1)), fraction, seed)
+
+    def read(self, indices: list[int]) -> Iterator[bytes]:
+        for index in indices:
+            self.file.seek(self.offsets[index])
+            yield self.file.read(self.offsets[index + 1] - self.offsets[index])
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def check_split(fraction: float) -> float:
+    if not 0.0 < fraction < 1.0:
+        raise FilterError(f"split must be between 0 and 1 (the training share, e.g. 0.9), got {fraction}")
+    return fraction

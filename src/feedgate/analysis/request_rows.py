@@ -1,0 +1,90 @@
+"""Stored rows in Helicone's ``HeliconeRequest`` shape, so tools written for Helicone read them as is."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+
+def _body(raw: bytes | str | None) -> Any:
+    if raw is None:
+        return None
+    if isinstance(raw, memoryview):
+        raw = bytes(raw)
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+
+
+def _json(raw: str | None, default: Any) -> Any:
+    return default if raw is None else orjson.loads(raw)
+
+
+def helicone_row(row: dict[str, Any], attempts: int | None = None) -> dict[str, Any]:
+    """One stored attempt as Helicone names things, plus feedgate's own fields."""
+    is_stream = bool(row["is_stream"])
+    response_body = _body(row["response_json"]) if is_stream else _body(row["response_body"])
+    properties = _json(row["properties_json"], {})
+    out = {
+        "request_id": row["request_id"],
+        "request_created_at": row["datetime_utc"],
+        "response_status": row["status"] if row["status"] is not None else _status_for(row["error_type"]),
+        "model": row["model"],
+        "request_model": row["model"],
+        "provider": row["provider"],
+        "request_path": row["path"],
+        "target_url": row["target_url"],
+        "request_body": _body(row["request_body"]),
+        "response_body": response_body,
+        "prompt_tokens": row["input_tokens"],
+        "completion_tokens": row["output_tokens"],
+        "total_tokens": row["total_tokens"],
+        "prompt_cache_read_tokens": row["cache_read_tokens"],
+        "prompt_cache_write_tokens": row["cache_write_tokens"],
+        "delay_ms": row["duration_ms"],
+        "time_to_first_token": row["ttft_ms"],
+        "cost": row["cost_usd"],
+        "costUSD": row["cost_usd"],
+        "request_user_id": row["user_id"],
+        "request_properties": properties,
+        "properties": properties,
+        "session_id": row["session_id"],
+        "session_path": row["session_path"],
+        "session_name": row["session_name"],
+        "prompt_id": row["prompt_id"],
+        "cache_reference_id": row["cache_reference_id"],
+        "is_stream": is_stream,
+        "attempt": row["attempt"],
+        "attempts": attempts if attempts is not None else row["attempt"],
+        "upstream_request_id": row["upstream_request_id"],
+        "error_type": row["error_type"],
+        "error_message": row["error_message"],
+        "response_text": row["response_text"],
+        "finish_reason": row["finish_reason"],
+        "request_headers": _json(row["request_headers_json"], {}),
+    }
+    if is_stream:
+        out["response_events"] = _body_text(row["response_body"])
+    return out
+
+
+def _body_text(raw: bytes | None) -> str | None:
+    if raw is None:
+        return None
+    return bytes(raw).decode("utf-8", "replace")
+
+
+def _status_for(error_type: str | None) -> int | None:
+    # Helicone's negative statuses for exchanges that never got a status line.
+    return {"upstream_timeout": -2, "client_disconnected": -3, "upstream_unreachable": -100}.get(error_type or "")
+
+
+def annotated(row: dict[str, Any], note: dict[str, Any]) -> dict[str, Any]:
+    out = helicone_row(row, attempts=row["attempt"])
+    note = dict(note)
+    # Properties set after the fact (PUT .../property) override those sent as headers.
+    out["request_properties"] = out["properties"] = {**out["properties"], **note.pop("later_properties")}
+    out.update(note)
+    return out

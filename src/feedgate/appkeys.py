@@ -1,0 +1,44 @@
+"""Typed keys for the state the app shares: one place to see what lives on the app and on each request.
+
+A leaf module: the types are imported for the type checker only, so any module may import these keys
+without importing the modules that define what they hold. ``app.py`` is where each key is filled.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from feedgate.config import Settings
+    from feedgate.logrows.exchange import Exchange
+    from feedgate.logrows.pricing import PriceTable
+    from feedgate.ops.access_log import AccessLines
+    from feedgate.proxy.features.cache_backend import CacheBackend
+    from feedgate.proxy.features.ratelimit import RateLimiter
+    from feedgate.proxy.features.shared_state import SharedState
+    from feedgate.proxy.inflight import Inflight
+    from feedgate.proxy.providers import Providers
+    from feedgate.request_ids import RequestIds
+    from feedgate.store.protocol import Store
+    from feedgate.store.writer import Writer
+    from feedgate.upstream.client import UpstreamClient
+
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
+STORE: web.AppKey[Store] = web.AppKey("store")
+WRITER: web.AppKey[Writer[Exchange]] = web.AppKey("writer")
+HTTP: web.AppKey[aiohttp.ClientSession] = web.AppKey("http")  # feedgate's own outbound calls (webhooks)
+UPSTREAM: web.AppKey[UpstreamClient] = web.AppKey("upstream")
+INFLIGHT: web.AppKey[Inflight] = web.AppKey("inflight")
+PRICES: web.AppKey[PriceTable] = web.AppKey("prices")
+PROVIDERS: web.AppKey[Providers] = web.AppKey("providers")
+RATE_LIMITER: web.AppKey[RateLimiter] = web.AppKey("rate_limiter")
+SHARED_STATE: web.AppKey[SharedState] = web.AppKey("shared_state")
+CACHE: web.AppKey[CacheBackend] = web.AppKey("cache")
+REQUEST_IDS: web.AppKey[RequestIds] = web.AppKey("request_ids")
+ACCESS_LINES: web.AppKey[AccessLines] = web.AppKey("access_lines")
+
+REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")

@@ -1,0 +1,269 @@
+"""Every setting feedgate has, declared once with its help text: the pydantic models.
+
+How the layers (defaults, YAML, ``FEEDGATE_*`` environment, flags) become one ``Settings`` is
+``loading.py``'s job; each field's environment variable is ``FEEDGATE_<SECTION>_<FIELD>`` unless the
+field names another one in its ``env`` extra (``auth.keys`` is ``FEEDGATE_API_KEYS``): those names are
+public interface.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from feedgate.config.checks import header_problem, origin_of
+
+_NOT_A_BASE_URL = "must be an http:// or https:// URL without user:password (send credentials as headers)"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ServerSettings(_Section):
+    host: str = Field("127.0.0.1", description="Address to listen on. Keep loopback unless keys are set.")
+    port: int = Field(8787, ge=0, le=65535, description="Port to listen on.")
+    max_body_bytes: int = Field(
+        32 * 1024 * 1024, ge=1024, description="Largest request body accepted; larger bodies get 413."
+    )
+    shutdown_grace_s: float = Field(
+        30.0, ge=0, description="On SIGTERM/SIGINT, how long in-flight requests may take to finish."
+    )
+    access_log: bool = Field(True, description="One log line per request: ID, status, duration.")
+    upstream_connect_timeout_s: float = Field(10.0, gt=0, description="Timeout to connect to a provider.")
+    upstream_read_timeout_s: float = Field(
+        600.0, gt=0, description="Longest silence from a provider (between bytes) before a 504."
+    )
+    allow_open_bind: bool = Field(
+        False,
+        description="Allow listening on a non-loopback address with no auth keys configured.",
+    )
+
+
+class DatabaseSettings(_Section):
+    url: str = Field(
+        "sqlite:///feedgate.db",
+        description="Where logs and feedback live: sqlite:///PATH or postgresql://USER@HOST:PORT/DB.",
+    )
+    queue_size: int = Field(
+        50_000, ge=1, description="Log records held in memory while the writer catches up; beyond: counted loss."
+    )
+    batch_max: int = Field(1000, ge=1, description="Most records the writer puts in one transaction.")
+    batch_wait_ms: float = Field(
+        10.0,
+        ge=0,
+        le=1000,
+        description="How long the writer gathers log rows into one transaction (fewer, larger transactions "
+        "cost less CPU per row); feedback writes never wait.",
+    )
+    pool_min: int = Field(1, ge=1, description="PostgreSQL: smallest read-pool size.")
+    pool_max: int = Field(10, ge=1, description="PostgreSQL: largest read-pool size.")
+    connect_wait_s: float = Field(
+        0.0, ge=0, description="At start, how long to wait for an unreachable database before giving up."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError("must start with sqlite:/// or postgresql://")
+        return value
+
+
+class ProviderBaseSettings(_Section):
+    base_url: str = Field(..., description="Upstream origin; the incoming path is appended to it.")
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if origin_of(value) is None:
+            raise ValueError(_NOT_A_BASE_URL)
+        return value.rstrip("/")
+
+
+class OpenAISettings(ProviderBaseSettings):
+    base_url: str = Field("https://api.openai.com", description="OpenAI upstream origin.")
+
+
+class AnthropicSettings(ProviderBaseSettings):
+    base_url: str = Field("https://api.anthropic.com", description="Anthropic upstream origin.")
+
+
+class AuthSettings(_Section):
+    keys: list[SecretStr] = Field(
+        default_factory=list,
+        description="feedgate keys; when set every route but /healthz and /readyz needs one.",
+        json_schema_extra={"env": "FEEDGATE_API_KEYS"},
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Browser origins allowed to call the feedback API ('*' for any)."
+    )
+
+
+class FeedbackSettings(_Section):
+    pending_ttl_s: float = Field(
+        86_400.0, gt=0, description="How long feedback for an unknown request ID waits to be claimed."
+    )
+    regenerate_window_s: float = Field(
+        600.0, ge=0, description="A conversation sent again within this window marks the earlier answer."
+    )
+
+
+class AnalysisSettings(_Section):
+    min_ratings: int = Field(
+        30, ge=1, description="Ratings (or requests, for signals) each window needs before a change can count."
+    )
+    alpha: float = Field(
+        0.01, gt=0, lt=1, description="Significance level of the regression and poor-rating tests (one-sided)."
+    )
+    recent_days: float = Field(3.0, gt=0, description="Regressions: the recent window, in days up to now.")
+    baseline_days: float = Field(14.0, gt=0, description="Regressions: the baseline window just before it.")
+    properties: list[str] = Field(
+        default_factory=list,
+        description="Properties whose values regressions and insights examine (default: those on recent requests).",
+    )
+    webhook_url: str | None = Field(
+        None, description="POSTed once per new regression found (JSON); unset sends nothing."
+    )
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+
+class RedisSettings(_Section):
+    url: str | None = Field(None, description="redis://HOST:PORT/DB for limits and cache shared by instances.")
+
+
+class ProxySettings(_Section):
+    allowed_target_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins (scheme://host[:port]) that Helicone-Target-Url, Helicone-OpenAI-Api-Base and "
+        "Helicone-Fallbacks may send a request to. Any other target is refused with 400.",
+    )
+    cache_lookup_timeout_s: float = Field(
+        2.0, gt=0, description="Longest wait for a Helicone-Cache lookup; slower lookups count as a MISS."
+    )
+
+    @field_validator("allowed_target_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        out = []
+        for item in value:
+            origin = origin_of(item)
+            if origin is None:
+                raise ValueError(f"{item!r} is not an http(s) origin such as https://api.groq.com")
+            out.append(origin)
+        return out
+
+
+ProviderKind = Literal["openai", "anthropic", "azure", "openai-compatible"]
+BUILTIN_PROVIDERS = ("openai", "anthropic")
+# Names a provider cannot take: their first path segment already means something else.
+RESERVED_PROVIDER_NAMES = frozenset({"v1", "custom", "healthz", "readyz"})
+_PROVIDER_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+
+
+class ProviderSettings(_Section):
+    name: str = Field(..., description="Route prefix: /<name>/... goes to this provider.")
+    kind: ProviderKind = Field(
+        ..., description="Wire format and key header: openai, anthropic, azure or openai-compatible."
+    )
+    base_url: str | None = Field(
+        None,
+        description="Upstream URL the incoming path is appended to. Optional only for the built-in openai and "
+        "anthropic providers, which then keep openai.base_url / anthropic.base_url.",
+    )
+    api_key: SecretStr | None = Field(
+        None,
+        description="Provider key feedgate sends (write os.environ/NAME). When set, clients authenticate to "
+        "feedgate with a feedgate key instead of a provider key.",
+    )
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra headers sent with every call.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _builtin_kind(cls, data: Any) -> Any:
+        # The built-in names imply their kind, so `{name: openai, api_key: ...}` is enough to add a key.
+        if isinstance(data, dict) and "kind" not in data and data.get("name") in BUILTIN_PROVIDERS:
+            return {**data, "kind": data["name"]}
+        return data
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _PROVIDER_NAME.fullmatch(value):
+            raise ValueError("must be 1-63 characters of a-z 0-9 _ - (it becomes the URL prefix /<name>/)")
+        if value in RESERVED_PROVIDER_NAMES:
+            raise ValueError(f"{value!r} is reserved; reserved names: {', '.join(sorted(RESERVED_PROVIDER_NAMES))}")
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, header_value in value.items():
+            if (problem := header_problem(name, header_value)) is not None:
+                raise ValueError(problem)
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and origin_of(value) is None:
+            raise ValueError(_NOT_A_BASE_URL)
+        return None if value is None else value.rstrip("/")
+
+
+class ModelPrice(_Section):
+    input: float = Field(..., ge=0, description="USD per 1M uncached input tokens.")
+    output: float = Field(..., ge=0, description="USD per 1M output tokens.")
+    cache_read: float | None = Field(None, ge=0, description="USD per 1M cache-read tokens (null: input price).")
+    cache_write: float | None = Field(None, ge=0, description="USD per 1M cache-write tokens (null: input price).")
+
+
+class Settings(_Section):
+    server: ServerSettings = Field(default_factory=ServerSettings)  # type: ignore[arg-type]
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)  # type: ignore[arg-type]
+    openai: OpenAISettings = Field(default_factory=OpenAISettings)  # type: ignore[arg-type]
+    anthropic: AnthropicSettings = Field(default_factory=AnthropicSettings)  # type: ignore[arg-type]
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    feedback: FeedbackSettings = Field(default_factory=FeedbackSettings)  # type: ignore[arg-type]
+    redis: RedisSettings = Field(default_factory=RedisSettings)  # type: ignore[arg-type]
+    analysis: AnalysisSettings = Field(default_factory=AnalysisSettings)  # type: ignore[arg-type]
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Log verbosity.", json_schema_extra={"env": "FEEDGATE_LOG_LEVEL"}
+    )
+    proxy: ProxySettings = Field(default_factory=ProxySettings)  # type: ignore[arg-type]
+    providers: list[ProviderSettings] = Field(
+        default_factory=list,
+        description="Upstreams besides the built-in openai and anthropic; an entry with a built-in name "
+        "replaces that provider's kind, key and headers.",
+    )
+    default_provider: str = Field(
+        "openai",
+        description="The provider /v1/... goes to.",
+        json_schema_extra={"env": "FEEDGATE_DEFAULT_PROVIDER"},
+    )
+    prices: dict[str, ModelPrice] = Field(
+        default_factory=dict, description="Model prices (USD per 1M tokens) that replace or extend the shipped table."
+    )
+
+    @model_validator(mode="after")
+    def _provider_names(self) -> Settings:
+        names = [provider.name for provider in self.providers]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"providers: {name!r} is declared twice")
+        for provider in self.providers:
+            if provider.base_url is None and provider.name not in BUILTIN_PROVIDERS:
+                raise ValueError(f"providers: {provider.name!r} needs a base_url")
+        known = {*BUILTIN_PROVIDERS, *names}
+        if self.default_provider not in known:
+            choices = ", ".join(sorted(known))
+            raise ValueError(f"default_provider {self.default_provider!r} is not a provider: {choices}")
+        return self

@@ -1,0 +1,114 @@
+"""Rows for dataset exports, read in two steps so memory stays flat and the order is ours to choose.
+
+Step one reads only narrow facts of every matching request (row id, conversation fingerprint, rating)
+and orders them in Python: the best-rated first (so the first copy of an input kept is the best one), or
+grouped by conversation (so preference pairs are found group by group). Step two reads the wide rows,
+bodies included, a chunk of IDs at a time, in that order. Sorting wide rows in SQL would spill bodies
+into temporary storage; reading them in chunks by row id keeps only one chunk in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Literal
+
+from feedgate.store.dialect import Frag
+from feedgate.store.ops import REQUEST_COLUMNS
+from feedgate.store.protocol import Store
+from feedgate.store.reads.feedback import scores_for
+from feedgate.store.reads.groups import LATEST
+
+Order = Literal["time", "rating", "conversation"]
+NARROW_COLUMNS = [
+    "id",
+    "request_id",
+    "datetime_utc",
+    "provider",
+    "path",
+    "model",
+    "user_id",
+    "properties_json",
+    "is_stream",
+    "status",
+    "messages_fingerprint",
+    "request_body",
+    "response_body",
+    "response_json",
+]
+FULL_COLUMNS = ["id", "attempt", *REQUEST_COLUMNS]
+_RATING = "(SELECT f.rating FROM feedback f WHERE f.target_type = 'request' AND f.target_id = r.request_id)"
+_RANK = {1: 0, None: 1, 0: 2}
+READ_AHEAD = 1
+
+
+def dataset_scope(dataset_id: str) -> Frag:
+    return Frag("r.request_id IN (SELECT i.request_id FROM dataset_items i WHERE i.dataset_id = ?)", (dataset_id,))
+
+
+async def export_order(store: Store, where: Frag, order: Order, rated_only: bool = False) -> list[int]:
+    """Row ids of the matching requests (latest attempts) in export order."""
+    rated = " AND EXISTS (SELECT 1 FROM feedback f WHERE f.target_type = 'request' AND f.target_id = r.request_id)"
+    query = Frag(f"SELECT r.id, r.messages_fingerprint, {_RATING} FROM requests r WHERE {LATEST}")
+    query = query + Frag(rated if rated_only else "") + where.wrap(" AND (", ")")
+    if order == "conversation":
+        query = query + Frag(" AND r.messages_fingerprint IS NOT NULL")
+    rows = await store.fetch(query.sql, query.params)
+    if order == "rating":
+        rows.sort(key=lambda row: (_RANK.get(row[2], 1), row[0]))
+    elif order == "conversation":
+        rows.sort(key=lambda row: (row[1], row[0]))
+    else:
+        rows.sort(key=lambda row: row[0])
+    return [row[0] for row in rows]
+
+
+async def _chunk(store: Store, part: list[int], columns: list[str]) -> list[dict[str, Any]]:
+    marks = ", ".join("?" for _ in part)
+    selected = ", ".join(f"r.{name}" for name in columns)
+    rows = await store.fetch(
+        f"SELECT {selected}, f.rating, f.comment, f.datetime_utc "
+        "FROM requests r LEFT JOIN feedback f ON f.target_type = 'request' AND f.target_id = r.request_id "
+        f"WHERE r.id IN ({marks})",
+        part,
+    )
+    names = [*columns, "rating", "comment", "rated_utc"]
+    by_id = {row[0]: dict(zip(names, row, strict=True)) for row in rows}
+    found = [by_id[row_id] for row_id in part if row_id in by_id]
+    request_ids = [row["request_id"] for row in found]
+    if not request_ids:
+        return found
+    marks = ", ".join("?" for _ in request_ids)
+    later = await store.fetch(
+        f"SELECT request_id, key, value FROM request_properties WHERE request_id IN ({marks})", request_ids
+    )
+    scores = await scores_for(store, request_ids)
+    properties: dict[str, dict[str, str]] = {}
+    for request_id, key, value in later:
+        properties.setdefault(request_id, {})[key] = value
+    for row in found:
+        row["scores"] = scores.get(row["request_id"], {})
+        row["later_properties"] = properties.get(row["request_id"], {})
+    return found
+
+
+async def export_rows(
+    store: Store, ids: Sequence[int], *, full: bool = False, chunk: int = 500
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """The rows of ``ids`` in that order, a chunk at a time, with ``rating``, ``comment`` and ``scores``.
+
+    The next chunks are read while the caller converts this one, each on a read connection of its own
+    (SQLite reads on their own threads), so reading and converting overlap.
+    """
+    columns = FULL_COLUMNS if full else NARROW_COLUMNS
+    parts = [list(ids[start : start + chunk]) for start in range(0, len(ids), chunk)]
+    ahead: deque[asyncio.Future[list[dict[str, Any]]]] = deque()
+    try:
+        for index in range(len(parts)):
+            while len(ahead) < READ_AHEAD and index + len(ahead) < len(parts):
+                ahead.append(asyncio.ensure_future(_chunk(store, parts[index + len(ahead)], columns)))
+            yield await ahead.popleft()
+    finally:
+        for future in ahead:
+            future.cancel()

@@ -1,0 +1,71 @@
+"""Extra SQLite read connections for the analysis queries and exports.
+
+Why more than the store's one reader: the stats of a large store are several independent queries, and
+sqlite3 releases the GIL while a query runs, so on separate connections (each with its own aiosqlite
+thread) they run in parallel. WAL mode lets every reader see the last committed state without blocking
+the writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import aiosqlite
+
+
+class SqliteReaders:
+    def __init__(self, path: str, size: int = 4) -> None:
+        self.path = path
+        self.size = size
+        self._idle: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
+        self._all: list[aiosqlite.Connection] = []
+        self._opening = 0
+
+    async def _connect(self) -> aiosqlite.Connection:
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        await conn.execute("PRAGMA busy_timeout=5000")
+        # Readers never write: a bug that tried would fail loudly instead of racing the writer.
+        await conn.execute("PRAGMA query_only=1")
+        # Memory-mapped reads skip a copy per page; it matters when a query scans a large index.
+        await conn.execute("PRAGMA mmap_size=1073741824")
+        return conn
+
+    async def _acquire(self) -> aiosqlite.Connection:
+        if self._idle.empty() and len(self._all) + self._opening < self.size:
+            self._opening += 1
+            try:
+                conn = await self._connect()
+            finally:
+                self._opening -= 1
+            self._all.append(conn)
+            return conn
+        return await self._idle.get()
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        conn = await self._acquire()
+        try:
+            return [tuple(row) for row in await conn.execute_fetchall(sql, params)]
+        finally:
+            self._idle.put_nowait(conn)
+
+    async def stream(
+        self, sql: str, params: Sequence[Any] = (), batch: int = 500
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Rows in batches from a connection of its own, so a long read never holds up the others."""
+        conn = await self._connect()
+        conn.row_factory = sqlite3.Row
+        try:
+            async with conn.execute(sql, params) as cursor:
+                while rows := await cursor.fetchmany(batch):
+                    yield [dict(row) for row in rows]
+        finally:
+            await conn.close()
+
+    async def close(self) -> None:
+        for conn in self._all:
+            await conn.close()
+        self._all.clear()
+        self._idle = asyncio.Queue()
