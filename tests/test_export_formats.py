@@ -7,14 +7,8 @@ from typing import Any
 
 import pytest
 
-from feedgate.analysis.training_formats import (
-    ExportRow,
-    few_shot,
-    openai_chat_lines,
-    openai_preference_lines,
-    split,
-    to_chat_messages,
-)
+from feedgate.analysis.chat_messages import ExportRow, to_chat_messages
+from feedgate.analysis.training_formats import few_shot, openai_chat_lines, openai_preference_lines, split
 
 ROLES = {"system", "user", "assistant", "tool"}
 WEATHER_SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}

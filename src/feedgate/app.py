@@ -12,8 +12,7 @@ import asyncio
 import functools
 import logging
 import re
-from collections.abc import AsyncIterator
-from typing import Protocol
+from collections.abc import AsyncIterator, Iterable
 
 import aiohttp
 from aiohttp import web
@@ -55,11 +54,14 @@ from feedgate.upstream.client import UpstreamClient
 log = logging.getLogger("feedgate")
 
 
-class ApiModule(Protocol):
-    def add_routes(self, router: web.UrlDispatcher) -> None: ...
-
-
-API_MODULES: tuple[ApiModule, ...] = (feedback, manual_log, query, stats, datasets)
+# Each API module lists its routes; they must come before the proxy's catch-all routes.
+API_ROUTES: tuple[Iterable[web.AbstractRouteDef], ...] = (
+    feedback.routes,
+    manual_log.routes,
+    query.routes,
+    stats.routes,
+    datasets.routes,
+)
 
 
 async def _shared_state_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -161,9 +163,8 @@ def create_app(settings: Settings) -> web.Application:
     router.add_get("/healthz", health.healthz)
     router.add_get("/readyz", health.readyz)
     router.add_get("/v1/request/{request_id}", requests.get_request)
-    # Each API module adds its own routes; they must come before the proxy's catch-all below.
-    for module in API_MODULES:
-        module.add_routes(router)
+    for routes in API_ROUTES:
+        router.add_routes(routes)
     router.add_route("*", "/v1/{tail:.*}", proxy_handler, name="proxy")
     router.add_route("*", "/openai/deployments/{tail:.*}", proxy_handler, name=AZURE_ROUTE)
     provider_names = "|".join(re.escape(name) for name in sorted(app[PROVIDERS].by_name))

@@ -38,11 +38,21 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from pydantic import ValidationError
 
 
 class FeedgateError(Exception):
+    """An error feedgate answers itself; each subclass names its HTTP status and OpenAI error type."""
+
     status = 500
     error_type = "server_error"
+
+    def __init_subclass__(cls, status: int | None = None, error_type: str | None = None) -> None:
+        super().__init_subclass__()
+        if status is not None:
+            cls.status = status
+        if error_type is not None:
+            cls.error_type = error_type
 
     def __init__(self, message: str, *, code: str | None = None, headers: Mapping[str, str] | None = None):
         super().__init__(message)
@@ -51,61 +61,40 @@ class FeedgateError(Exception):
         self.headers = dict(headers or {})
 
 
-class BadRequest(FeedgateError):
-    status = 400
-    error_type = "invalid_request_error"
+class BadRequest(FeedgateError, status=400, error_type="invalid_request_error"): ...
 
 
-class FilterError(BadRequest):
-    """The filter (or sort, or a query parameter built into one) is not valid; the message says why."""
+class FilterError(BadRequest): ...
 
 
-class Unauthorized(FeedgateError):
-    status = 401
-    error_type = "authentication_error"
+class Unauthorized(FeedgateError, status=401, error_type="authentication_error"): ...
 
 
-class NotFound(FeedgateError):
-    status = 404
-    error_type = "not_found_error"
+class NotFound(FeedgateError, status=404, error_type="not_found_error"): ...
 
 
-class PayloadTooLarge(FeedgateError):
-    status = 413
-    error_type = "invalid_request_error"
+class PayloadTooLarge(FeedgateError, status=413, error_type="invalid_request_error"): ...
 
 
-class Unprocessable(FeedgateError):
-    status = 422
-    error_type = "invalid_request_error"
+class Unprocessable(FeedgateError, status=422, error_type="invalid_request_error"): ...
 
 
-class RateLimited(FeedgateError):
-    status = 429
-    error_type = "rate_limit_error"
+class RateLimited(FeedgateError, status=429, error_type="rate_limit_error"): ...
 
 
-class StoreUnavailable(FeedgateError):
-    status = 503
-    error_type = "server_error"
+class StoreUnavailable(FeedgateError, status=503, error_type="server_error"): ...
 
 
-class UpstreamError(FeedgateError):
-    status = 502
-    error_type = "upstream_error"
+class UpstreamError(FeedgateError, status=502, error_type="upstream_error"): ...
 
 
-class UpstreamUnreachable(UpstreamError):
-    pass
+class UpstreamUnreachable(UpstreamError): ...
 
 
-class UpstreamTimeout(UpstreamError):
-    status = 504
-    error_type = "timeout"
+class UpstreamTimeout(UpstreamError, status=504, error_type="timeout"): ...
 
 
-class UpstreamBrokeOff(UpstreamError):
-    pass
+class UpstreamBrokeOff(UpstreamError): ...
 
 
 def openai_body(error: FeedgateError) -> dict[str, Any]:
@@ -114,6 +103,13 @@ def openai_body(error: FeedgateError) -> dict[str, Any]:
 
 def helicone_body(error: FeedgateError) -> dict[str, Any]:
     return {"data": None, "error": error.message}
+
+
+def validation_message(exc: ValidationError) -> str:
+    """Pydantic's first complaint about a body, as ``field.path: message`` (``body`` for the whole body)."""
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "body"  # errors name fields by their alias
+    return f"{where}: {str(first['msg']).removeprefix('Value error, ')}"
 
 
 def to_response(error: FeedgateError, *, openai_shape: bool) -> web.Response:

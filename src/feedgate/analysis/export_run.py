@@ -21,8 +21,9 @@ from typing import IO, Any
 
 import orjson
 
+from feedgate.analysis.chat_messages import ExportRow
 from feedgate.analysis.request_rows import annotated
-from feedgate.analysis.training_formats import ExportRow, few_shot, openai_chat_lines, openai_preference_lines, split
+from feedgate.analysis.training_formats import few_shot, openai_chat_lines, openai_preference_lines, split
 from feedgate.errors import FilterError
 from feedgate.store.dialect import Frag
 from feedgate.store.protocol import Store

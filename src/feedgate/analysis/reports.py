@@ -23,7 +23,7 @@ from feedgate.analysis.regressions import DEFAULT_NEGATIVE_SIGNALS, Regression
 from feedgate.analysis.request_rows import annotated
 from feedgate.analysis.selection import Selection, integer, number, parse_selection, single
 from feedgate.config import AnalysisSettings
-from feedgate.errors import BadRequest, FilterError
+from feedgate.errors import BadRequest, FilterError, validation_message
 from feedgate.store.datasets import notified_fingerprints
 from feedgate.store.dialect import Frag
 from feedgate.store.filters import and_all, compile_filter
@@ -64,9 +64,7 @@ def query_body(raw: Any) -> QueryBody:
     try:
         return QueryBody.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "body"
-        raise BadRequest(f"{where}: {first['msg']}") from None
+        raise BadRequest(validation_message(exc)) from None
 
 
 async def require_properties(store: Store, names: Iterable[str]) -> None:

@@ -13,9 +13,10 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from feedgate.errors import FilterError
 from feedgate.store.filters import and_all, check_property_name, parse_time
@@ -37,8 +38,12 @@ def moment(value: str, where: str, now: datetime | None = None) -> str:
     return parse_time(value, where)
 
 
-@dataclass(slots=True)
-class Selection:
+class Selection(BaseModel):
+    """The filters in effect. Built from query pairs by ``parse_selection``, which checks and normalises
+    each value (times become ``utc_text``); as a JSON body (``POST /v1/datasets``) it holds them as sent."""
+
+    model_config = ConfigDict(extra="forbid")
+
     model: str | None = None
     user: str | None = None
     session: str | None = None
@@ -47,8 +52,14 @@ class Selection:
     since: str | None = None
     until: str | None = None
     rating: str | None = None
-    properties: dict[str, str] = field(default_factory=dict)
-    min_scores: dict[str, float] = field(default_factory=dict)
+    properties: dict[str, str] = Field(default_factory=dict)
+    min_scores: dict[str, float] = Field(default_factory=dict)
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """The selection as query pairs, which ``parse_selection`` reads back."""
+        out = [(name, value) for name in SIMPLE if (value := getattr(self, name)) is not None]
+        out += [(f"property.{k}", v) for k, v in self.properties.items()]
+        return out + [(f"min_score.{k}", repr(v)) for k, v in self.min_scores.items()]
 
     def tree(self) -> Any:
         """The selection as a Helicone filter tree (``"all"`` when empty)."""

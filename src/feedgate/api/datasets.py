@@ -21,10 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from feedgate.analysis.export_run import Export, Spool, check_format, check_split
 from feedgate.analysis.reports import require_properties
-from feedgate.analysis.selection import integer, number, parse_selection, single
+from feedgate.analysis.selection import Selection, integer, number, parse_selection, single
 from feedgate.api.results import commit, json_body, ok
 from feedgate.appkeys import STORE
-from feedgate.errors import BadRequest, NotFound
+from feedgate.errors import BadRequest, NotFound, validation_message
 from feedgate.request_ids import check_id
 from feedgate.store.datasets import dataset_items, list_datasets
 from feedgate.store.dialect import Frag
@@ -32,6 +32,8 @@ from feedgate.store.filters import and_all, compile_filter
 from feedgate.store.ops import CreateDataset, DeleteDataset, MutateDataset
 from feedgate.store.protocol import Store
 from feedgate.store.reads.export_rows import dataset_scope
+
+routes = web.RouteTableDef()
 
 MAX_IDS = 10_000
 B = TypeVar("B", bound=BaseModel)
@@ -62,34 +64,18 @@ class ListIn(_Body):
     datasetIds: list[str] | None = Field(None, max_length=1000)  # noqa: N815
 
 
-class DatasetIn(_Body):
+class DatasetIn(Selection):
+    """A dataset snapshot: a name, and a Helicone filter tree and/or the simple filters, as sent."""
+
     name: str = Field(min_length=1, max_length=200)
     filter: Any = "all"
-    rating: str | None = None
-    model: str | None = None
-    user: str | None = None
-    session: str | None = None
-    path: str | None = None
-    prompt: str | None = None
-    since: str | None = None
-    until: str | None = None
-    properties: dict[str, str] = Field(default_factory=dict)
-    min_scores: dict[str, float] = Field(default_factory=dict)
-
-    def pairs(self) -> list[tuple[str, str]]:
-        simple = ("rating", "model", "user", "session", "path", "prompt", "since", "until")
-        out = [(name, value) for name in simple if (value := getattr(self, name)) is not None]
-        out += [(f"property.{k}", v) for k, v in self.properties.items()]
-        return out + [(f"min_score.{k}", repr(v)) for k, v in self.min_scores.items()]
 
 
 def _parse(model: type[B], raw: Any) -> B:
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "body"
-        raise BadRequest(f"{where}: {first['msg']}") from None
+        raise BadRequest(validation_message(exc)) from None
 
 
 async def _optional_body(request: web.Request) -> Any:
@@ -100,22 +86,11 @@ async def _optional_body(request: web.Request) -> Any:
 async def _existing(store: Store, ids: list[str]) -> list[str]:
     """The IDs, checked and deduplicated; a 404 naming a few that were never logged."""
     ids = list(dict.fromkeys(check_id(rid) for rid in ids))
-    found = await request_ids_found(store, ids)
+    found = await store.requests_exist(ids)
     missing = [rid for rid in ids if rid not in found]
     if missing:
         raise NotFound(f"no logged request with ID {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
     return ids
-
-
-async def request_ids_found(store: Store, ids: list[str]) -> set[str]:
-    found: set[str] = set()
-    for start in range(0, len(ids), 500):
-        part = ids[start : start + 500]
-        rows = await store.query(
-            f"SELECT DISTINCT request_id FROM requests WHERE request_id IN ({', '.join('?' for _ in part)})", part
-        )
-        found.update(row["request_id"] for row in rows)
-    return found
 
 
 async def _dataset(store: Store, dataset_id: str) -> dict[str, Any]:
@@ -138,6 +113,7 @@ def _shape(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@routes.post("/v1/helicone-dataset")
 async def create_helicone(request: web.Request) -> web.Response:
     body = _parse(HeliconeDatasetIn, await json_body(request))
     store = request.app[STORE]
@@ -148,12 +124,14 @@ async def create_helicone(request: web.Request) -> web.Response:
     return ok({"datasetId": dataset_id})
 
 
+@routes.post("/v1/helicone-dataset/query")
 async def query_helicone(request: web.Request) -> web.Response:
     body = _parse(ListIn, await _optional_body(request))
     rows = await list_datasets(request.app[STORE], body.datasetIds)
     return ok([_shape(row) for row in rows])
 
 
+@routes.post("/v1/helicone-dataset/{dataset_id}/mutate")
 async def mutate(request: web.Request) -> web.Response:
     body = _parse(MutateIn, await json_body(request))
     store = request.app[STORE]
@@ -164,6 +142,7 @@ async def mutate(request: web.Request) -> web.Response:
     return ok(None)
 
 
+@routes.post("/v1/helicone-dataset/{dataset_id}/query")
 async def items(request: web.Request) -> web.Response:
     page = _parse(PageIn, await _optional_body(request))
     store = request.app[STORE]
@@ -184,17 +163,20 @@ async def items(request: web.Request) -> web.Response:
     )
 
 
+@routes.post("/v1/helicone-dataset/{dataset_id}/count")
 async def count(request: web.Request) -> web.Response:
     dataset = await _dataset(request.app[STORE], request.match_info["dataset_id"])
     return ok(dataset["requests_count"])
 
 
+@routes.post("/v1/helicone-dataset/{dataset_id}/delete")
 async def delete(request: web.Request) -> web.Response:
     dataset = await _dataset(request.app[STORE], request.match_info["dataset_id"])
     await commit(request, DeleteDataset(dataset["id"]), timeout=60.0)
     return ok(None)
 
 
+@routes.post("/v1/datasets")
 async def create_snapshot(request: web.Request) -> web.Response:
     body = _parse(DatasetIn, await json_body(request))
     store = request.app[STORE]
@@ -207,14 +189,17 @@ async def create_snapshot(request: web.Request) -> web.Response:
     return ok({"datasetId": dataset_id, **await _dataset(store, dataset_id)}, status=201)
 
 
+@routes.get("/v1/datasets")
 async def list_all(request: web.Request) -> web.Response:
     return ok([_shape(row) for row in await list_datasets(request.app[STORE])])
 
 
+@routes.get("/v1/datasets/{dataset_id}")
 async def get_one(request: web.Request) -> web.Response:
     return ok(await _dataset(request.app[STORE], request.match_info["dataset_id"]))
 
 
+@routes.get("/v1/datasets/{dataset_id}/export")
 async def export_dataset(request: web.Request) -> web.StreamResponse:
     store = request.app[STORE]
     dataset = await _dataset(store, request.match_info["dataset_id"])
@@ -223,6 +208,7 @@ async def export_dataset(request: web.Request) -> web.StreamResponse:
     return await _stream(request, store, dataset_scope(dataset["id"]), rest, dataset["name"])
 
 
+@routes.get("/v1/export")
 async def export_filter(request: web.Request) -> web.StreamResponse:
     store = request.app[STORE]
     selection, rest = parse_selection(request.query.items(), extra=("format", "split", "seed", "part"))
@@ -275,17 +261,3 @@ async def _stream(
 
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:80] or "dataset"
-
-
-def add_routes(router: web.UrlDispatcher) -> None:
-    router.add_post("/v1/helicone-dataset", create_helicone)
-    router.add_post("/v1/helicone-dataset/query", query_helicone)
-    router.add_post("/v1/helicone-dataset/{dataset_id}/mutate", mutate)
-    router.add_post("/v1/helicone-dataset/{dataset_id}/query", items)
-    router.add_post("/v1/helicone-dataset/{dataset_id}/count", count)
-    router.add_post("/v1/helicone-dataset/{dataset_id}/delete", delete)
-    router.add_post("/v1/datasets", create_snapshot)
-    router.add_get("/v1/datasets", list_all)
-    router.add_get("/v1/datasets/{dataset_id}", get_one)
-    router.add_get("/v1/datasets/{dataset_id}/export", export_dataset)
-    router.add_get("/v1/export", export_filter)

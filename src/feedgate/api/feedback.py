@@ -30,7 +30,9 @@ from feedgate.appkeys import INFLIGHT, STORE, WRITER
 from feedgate.errors import BadRequest
 from feedgate.request_ids import check_id
 from feedgate.store.ops import PutFeedback, PutProperty, PutScores, WriteOp
-from feedgate.store.reads.feedback import feedback_state
+from feedgate.store.reads.feedback import feedback_state, session_request_count
+
+routes = web.RouteTableDef()
 
 PENDING = {"status": "pending"}
 
@@ -65,6 +67,7 @@ def _feedback_op(target_type: str, target_id: str, body: FeedbackIn, source: str
     )
 
 
+@routes.post("/v1/request/{request_id}/feedback")
 async def post_request_feedback(request: web.Request) -> web.Response:
     request_id = check_id(request.match_info["request_id"])
     body = parse(FeedbackIn, await json_body(request))
@@ -72,12 +75,14 @@ async def post_request_feedback(request: web.Request) -> web.Response:
     return await _answer_for(request, request_id)
 
 
+@routes.delete("/v1/request/{request_id}/feedback")
 async def delete_request_feedback(request: web.Request) -> web.Response:
     request_id = check_id(request.match_info["request_id"])
     await commit(request, PutFeedback("request", request_id, "explicit", None, source="api"))
     return ok(None)
 
 
+@routes.get("/v1/request/{request_id}/feedback")
 async def get_request_feedback(request: web.Request) -> web.Response:
     request_id = check_id(request.match_info["request_id"])
     state = await feedback_state(request.app[STORE], "request", request_id)
@@ -85,6 +90,7 @@ async def get_request_feedback(request: web.Request) -> web.Response:
     return ok(state)
 
 
+@routes.post("/v1/request/{request_id}/score")
 async def post_scores(request: web.Request) -> web.Response:
     request_id = check_id(request.match_info["request_id"])
     body = parse(ScoresIn, await json_body(request))
@@ -92,6 +98,7 @@ async def post_scores(request: web.Request) -> web.Response:
     return await _answer_for(request, request_id)
 
 
+@routes.put("/v1/request/{request_id}/property")
 async def put_property(request: web.Request) -> web.Response:
     request_id = check_id(request.match_info["request_id"])
     body = parse(PropertyIn, await json_body(request))
@@ -100,6 +107,7 @@ async def put_property(request: web.Request) -> web.Response:
     return await _answer_for(request, request_id)
 
 
+@routes.post("/v1/session/{session_id}/feedback")
 async def post_session_feedback(request: web.Request) -> web.Response:
     session_id = check_id(request.match_info["session_id"], "session ID")
     body = parse(SessionFeedbackIn, await json_body(request))
@@ -108,16 +116,15 @@ async def post_session_feedback(request: web.Request) -> web.Response:
     return ok(None, status=201)
 
 
+@routes.get("/v1/session/{session_id}/feedback")
 async def get_session_feedback(request: web.Request) -> web.Response:
     session_id = check_id(request.match_info["session_id"], "session ID")
     state = await feedback_state(request.app[STORE], "session", session_id)
-    rows = await request.app[STORE].query(
-        "SELECT COUNT(DISTINCT request_id) AS n FROM requests WHERE session_id = ?", (session_id,)
-    )
-    state["requests"] = int(rows[0]["n"]) if rows else 0
+    state["requests"] = await session_request_count(request.app[STORE], session_id)
     return ok(state)
 
 
+@routes.post("/v1/feedback")
 async def post_legacy_feedback(request: web.Request) -> web.Response:
     body = parse(LegacyFeedbackIn, await json_body(request))
     request_id = check_id(body.helicone_id)
@@ -125,6 +132,7 @@ async def post_legacy_feedback(request: web.Request) -> web.Response:
     return web.json_response({"message": "Feedback added successfully.", "helicone_id": request_id})
 
 
+@routes.post("/v1/feedback/batch")
 async def post_batch(request: web.Request) -> web.Response:
     body = parse(BatchIn, await json_body(request))
     results: list[dict[str, str]] = []
@@ -159,15 +167,3 @@ async def post_batch(request: web.Request) -> web.Response:
 
 def _invalid(request_id: object, error: str) -> dict[str, str]:
     return {"requestId": request_id if isinstance(request_id, str) else "", "status": "invalid", "error": error}
-
-
-def add_routes(router: web.UrlDispatcher) -> None:
-    router.add_post("/v1/request/{request_id}/feedback", post_request_feedback)
-    router.add_get("/v1/request/{request_id}/feedback", get_request_feedback)
-    router.add_delete("/v1/request/{request_id}/feedback", delete_request_feedback)
-    router.add_post("/v1/request/{request_id}/score", post_scores)
-    router.add_put("/v1/request/{request_id}/property", put_property)
-    router.add_post("/v1/session/{session_id}/feedback", post_session_feedback)
-    router.add_get("/v1/session/{session_id}/feedback", get_session_feedback)
-    router.add_post("/v1/feedback/batch", post_batch)
-    router.add_post("/v1/feedback", post_legacy_feedback)

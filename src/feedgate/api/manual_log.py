@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from feedgate.api.results import json_body, ok
 from feedgate.appkeys import REQUEST_ID, REQUEST_IDS, WRITER
 from feedgate.config import origin_of
-from feedgate.errors import BadRequest, StoreUnavailable
+from feedgate.errors import BadRequest, StoreUnavailable, validation_message
 from feedgate.logrows.exchange import Exchange
 from feedgate.request_ids import choose_request_id
 
@@ -87,10 +87,7 @@ def parse_log_body(data: Any) -> LogBody:
     try:
         return LogBody.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "body"  # errors name fields by their alias
-        message = str(first["msg"]).removeprefix("Value error, ")
-        raise BadRequest(f"invalid log body: {where}: {message}", code="invalid_log_body") from None
+        raise BadRequest(f"invalid log body: {validation_message(exc)}", code="invalid_log_body") from None
 
 
 def _text(value: str | int | float | bool | None) -> str:
@@ -156,6 +153,4 @@ async def log_handler(request: web.Request) -> web.Response:
     return ok({"request_id": exchange.request_id})
 
 
-def add_routes(router: web.UrlDispatcher) -> None:
-    for path in LOG_ROUTES:
-        router.add_post(path, log_handler)
+routes = [web.post(path, log_handler) for path in LOG_ROUTES]

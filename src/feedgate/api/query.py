@@ -8,17 +8,16 @@ from feedgate.analysis.reports import count_requests, query_body, query_requests
 from feedgate.api.results import json_body, ok
 from feedgate.appkeys import STORE
 
+routes = web.RouteTableDef()
 
+
+@routes.post("/v1/request/query")
 async def post_query(request: web.Request) -> web.Response:
     body = query_body(await json_body(request))
     return ok(await query_requests(request.app[STORE], body))
 
 
+@routes.post("/v1/request/count/query")
 async def post_count(request: web.Request) -> web.Response:
     body = query_body(await json_body(request))
     return ok(await count_requests(request.app[STORE], body))
-
-
-def add_routes(router: web.UrlDispatcher) -> None:
-    router.add_post("/v1/request/query", post_query)
-    router.add_post("/v1/request/count/query", post_count)

@@ -19,16 +19,21 @@ from feedgate.api.results import ok
 from feedgate.appkeys import HTTP, SETTINGS, STORE, WRITER
 from feedgate.errors import FilterError
 
+routes = web.RouteTableDef()
 
+
+@routes.get("/v1/feedback/stats")
 async def get_stats(request: web.Request) -> web.Response:
     return ok(await stats_report(request.app[STORE], request.query.items()))
 
 
+@routes.get("/v1/feedback/insights")
 async def get_insights(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS].analysis
     return ok(await insights_report(request.app[STORE], settings, request.query.items()))
 
 
+@routes.get("/v1/feedback/regressions")
 async def get_regressions(request: web.Request) -> web.Response:
     notify = request.query.get("notify", "true")
     if notify not in ("true", "false"):
@@ -41,9 +46,3 @@ async def get_regressions(request: web.Request) -> web.Response:
         writer, session = request.app[WRITER], request.app[HTTP]
         report["webhook"] = await notify_regressions(store, writer.submit, report, settings.webhook_url, session)
     return ok(report)
-
-
-def add_routes(router: web.UrlDispatcher) -> None:
-    router.add_get("/v1/feedback/stats", get_stats)
-    router.add_get("/v1/feedback/insights", get_insights)
-    router.add_get("/v1/feedback/regressions", get_regressions)
