@@ -1,9 +1,10 @@
 """Export logged requests as training data, streamed: openai-chat, openai-preference, few-shot, jsonl.
 
-Rows come from ``store/exports.py`` in export order and go through the pure converters of
-``analysis/export.py`` one at a time (one conversation group at a time for preference pairs), so memory
-holds one chunk of rows plus a 16-byte digest per distinct input kept. Identical inputs are written once:
-rows arrive best-rated first, so the copy kept is the best-rated one, as ``openai_chat_lines`` chooses.
+Rows come from ``store/reads/export_rows.py`` in export order and go through the pure converters of
+``training_formats.py`` (over ``chat_messages.py``) one at a time (one conversation group at a time for
+preference pairs), so memory holds one chunk of rows plus a 16-byte digest per distinct input kept.
+Identical inputs are written once: rows arrive best-rated first, so the copy kept is the best-rated one,
+as ``openai_chat_lines`` chooses.
 ``jsonl`` writes every matching request in full (the fields of ``GET /v1/request/{id}``), undeduplicated.
 
 Streamed answers export like plain ones: ``response_json`` holds the reassembled message of a stream,

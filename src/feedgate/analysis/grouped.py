@@ -10,16 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from feedgate.analysis.insights import Insight, compare_group
-
-# _check_group is find_regressions' own per-group test, reused so both routes apply one definition.
-from feedgate.analysis.regressions import DEFAULT_NEGATIVE_SIGNALS, Regression, _check_group, _Window
+from feedgate.analysis.regressions import DEFAULT_NEGATIVE_SIGNALS, Regression, Window, check_group
 from feedgate.store.reads.windows import Rated, WindowCounts
 
 __all__ = ["poor_groups", "regressions"]
 
 
-def _window(counts: WindowCounts) -> _Window:
-    out = _Window()
+def _window(counts: WindowCounts) -> Window:
+    out = Window()
     out.requests, out.rated, out.positive = counts.requests, counts.rated, counts.positive
     out.signal_requests = dict(counts.signal_requests)
     return out
@@ -63,6 +61,6 @@ def regressions(
     found: list[Regression] = []
     for dimension, by_key in windows.items():
         for key, (base, recent) in by_key.items():
-            found.extend(_check_group(dimension, key, _window(base), _window(recent), min_ratings, alpha, tracked))
+            found.extend(check_group(dimension, key, _window(base), _window(recent), min_ratings, alpha, tracked))
     found.sort(key=lambda r: (r.p_value, -abs(r.delta), r.dimension, r.key, r.metric))
     return found

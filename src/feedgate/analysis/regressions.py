@@ -88,7 +88,7 @@ def parse_utc(value: str | datetime) -> datetime | None:
     return dt.astimezone(UTC)
 
 
-class _Window:
+class Window:
     """Counts for one (dimension key, window)."""
 
     __slots__ = ("requests", "rated", "positive", "signal_requests")
@@ -141,31 +141,33 @@ def find_regressions(
 
     found: list[Regression] = []
     for dimension, key_fn in dimensions.items():
-        counts: dict[str, tuple[_Window, _Window]] = {}  # key -> (baseline, recent)
+        counts: dict[str, tuple[Window, Window]] = {}  # key -> (baseline, recent)
         for row, is_recent in windowed:
             key = key_fn(row)
             if key is None:
                 continue
             pair = counts.get(key)
             if pair is None:
-                pair = counts[key] = (_Window(), _Window())
+                pair = counts[key] = (Window(), Window())
             pair[1 if is_recent else 0].add(row, signals_negative)
         for key, (base, rec) in counts.items():
-            found.extend(_check_group(dimension, key, base, rec, min_ratings, alpha, signals_negative))
+            found.extend(check_group(dimension, key, base, rec, min_ratings, alpha, signals_negative))
 
     found.sort(key=lambda r: (r.p_value, -abs(r.delta), r.dimension, r.key, r.metric))
     return found
 
 
-def _check_group(
+def check_group(
     dimension: str,
     key: str,
-    base: _Window,
-    rec: _Window,
+    base: Window,
+    rec: Window,
     min_ratings: int,
     alpha: float,
     signals_negative: frozenset[str],
 ) -> list[Regression]:
+    """The regressions of one group, baseline window against recent: ``find_regressions``' test, also applied
+    to counts from the store by ``grouped.regressions`` so both routes use one definition."""
     out: list[Regression] = []
     if base.rated >= min_ratings and rec.rated >= min_ratings:
         z, p = two_proportion_z_one_sided(rec.positive, rec.rated, base.positive, base.rated, "less")

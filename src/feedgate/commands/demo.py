@@ -1,7 +1,7 @@
 """``feedgate demo --requests N``: fill the store with realistic synthetic traffic and feedback.
 
 So a newcomer can try every analysis command without an API key, and the benchmark has data at scale.
-What the data holds is described in ``feedgate/demo.py`` (including a regression planted in the last
+What the data holds is described in ``demo/traffic.py`` (including a regression planted in the last
 days). Generation runs in a child process while this one writes, in large batches through the store's
 own ``apply`` (the path the log writer uses), so a million requests take a few minutes.
 """
