@@ -9,15 +9,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import aiohttp
 import pytest
 from aiohttp import web
+from openai.types.chat import ChatCompletionMessageParam
 
 from fakes import FakeUpstream, anthropic_app, combined_app, openai_app, serve_app
 from feedgate.app import create_app
-from feedgate.appkeys import INFLIGHT, STORE, WRITER
+from feedgate.app import settled as app_settled
+from feedgate.appkeys import STORE
 from feedgate.config import Settings, load_settings
 
 # ``store``: each store test once on SQLite and once on PostgreSQL (tests/pgschema.py).
@@ -44,12 +46,10 @@ class Gateway:
 
     async def settled(self, timeout: float = 10.0) -> None:
         """Wait until every answered request's log row is committed."""
-        writer, inflight = self.app[WRITER], self.app[INFLIGHT]
-        deadline = asyncio.get_running_loop().time() + timeout
-        while writer.queue.qsize() or writer.queued_ids or len(inflight):
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError("log writer did not settle")
-            await asyncio.sleep(0.01)
+        try:
+            await app_settled(self.app, timeout)
+        except TimeoutError:
+            raise AssertionError("log writer did not settle") from None
 
     async def rows(self, request_id: str) -> list[dict[str, Any]]:
         await self.settled()
@@ -59,6 +59,13 @@ class Gateway:
         rows = await self.rows(request_id)
         assert rows, f"no log row for {request_id}"
         return rows[-1]
+
+
+class Chat(TypedDict):
+    """A chat call's body, typed so the OpenAI SDK takes it as ``create(**CHAT)``; also sent as plain JSON."""
+
+    model: str
+    messages: list[ChatCompletionMessageParam]
 
 
 def gateway_settings(tmp_path: Path, upstream: str, anthropic: str | None = None, **sections: Any) -> Settings:
@@ -80,9 +87,8 @@ async def start_gateway(stack: AsyncExitStack, settings: Settings) -> Gateway:
     runner = web.AppRunner(app, shutdown_timeout=5)
     await runner.setup()
     stack.push_async_callback(runner.cleanup)
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port: int = runner.addresses[0][1]
     return Gateway(f"http://127.0.0.1:{port}", app, settings)
 
 

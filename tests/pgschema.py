@@ -69,7 +69,9 @@ def pg_schemas() -> Iterator[Schemas]:
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
     url = f"sqlite:///{tmp_path / 'store.db'}"
     if request.param == "postgres":
-        url = request.getfixturevalue("pg_schemas").new_url()
+        # Asked for only here, so the SQLite case runs (and the postgres one skips) without PostgreSQL.
+        schemas: Schemas = request.getfixturevalue("pg_schemas")
+        url = schemas.new_url()
     opened = make_store(load_settings(environ={}, overrides={"database": {"url": url}}))
     await opened.open()
     yield opened

@@ -6,11 +6,13 @@ import aiohttp
 import openai
 import orjson
 import pytest
+from openai import Omit, omit
+from openai.types.chat import ChatCompletionMessageParam, ChatCompletionStreamOptionsParam
 
 from conftest import Gateway, GatewayFactory
 from fakes import FakeUpstream
 
-MESSAGES = [{"role": "user", "content": "echo: cached words"}]
+MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "echo: cached words"}]
 CACHE = {"Helicone-Cache-Enabled": "true"}
 
 
@@ -18,14 +20,17 @@ def client(gateway: Gateway) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=gateway.v1, api_key="sk-test", max_retries=0)
 
 
-async def chat(gateway: Gateway, headers: dict[str, str], **kwargs: object) -> tuple[str, str, str | None]:
+async def chat(
+    gateway: Gateway, headers: dict[str, str], temperature: float | Omit = omit
+) -> tuple[str, str, str | None]:
     """(answer text, request ID, Helicone-Cache header)."""
-    raw = await client(gateway).chat.completions.with_raw_response.create(
-        model="gpt-4o-mini",
-        messages=MESSAGES,  # type: ignore[arg-type]
-        extra_headers=headers,
-        **kwargs,  # type: ignore[arg-type]
-    )
+    async with client(gateway) as api:
+        raw = await api.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini",
+            messages=MESSAGES,
+            extra_headers=headers,
+            temperature=temperature,
+        )
     return raw.parse().choices[0].message.content or "", raw.headers["helicone-id"], raw.headers.get("helicone-cache")
 
 
@@ -61,17 +66,18 @@ async def test_hit_carries_helicone_headers(gateway: Gateway, http: aiohttp.Clie
 async def test_stream_is_cached_and_replayed_as_a_stream(
     gateway: Gateway, fake: FakeUpstream, include_usage: bool
 ) -> None:
-    kwargs: dict[str, object] = {"stream_options": {"include_usage": True}} if include_usage else {}
+    stream_options: ChatCompletionStreamOptionsParam | Omit = {"include_usage": True} if include_usage else omit
 
     async def streamed() -> tuple[str, str, str | None, bool]:
-        stream = await client(gateway).chat.completions.create(
-            model="gpt-4o-mini",
-            messages=MESSAGES,  # type: ignore[arg-type]
-            stream=True,
-            extra_headers=CACHE,
-            **kwargs,  # type: ignore[arg-type]
-        )
-        chunks = [chunk async for chunk in stream]
+        async with client(gateway) as api:
+            stream = await api.chat.completions.create(
+                model="gpt-4o-mini",
+                messages=MESSAGES,
+                stream=True,
+                extra_headers=CACHE,
+                stream_options=stream_options,
+            )
+            chunks = [chunk async for chunk in stream]
         text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
         saw_usage = any(c.usage is not None for c in chunks)
         return text, stream.response.headers["helicone-id"], stream.response.headers.get("helicone-cache"), saw_usage

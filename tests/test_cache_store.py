@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 from feedgate.store.ops import CacheEntry, PutCacheEntry
 from feedgate.store.protocol import Store
 from feedgate.store.utc import utc_text
-from pgschema import Schemas, pg_schemas  # noqa: F401  (fixture)
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 

@@ -2,31 +2,34 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import aiohttp
 import openai
 import orjson
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from conftest import Gateway, GatewayFactory
 from feedgate.logrows.pricing import PriceTable
 
-MESSAGES = [{"role": "user", "content": "echo: four words right here"}]
+MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "echo: four words right here"}]
 
 
-async def logged(gateway: Gateway, model: str, headers: dict[str, str] | None = None) -> dict[str, object]:
-    client = openai.AsyncOpenAI(base_url=gateway.v1, api_key="sk", max_retries=0)
-    raw = await client.chat.completions.with_raw_response.create(
-        model=model,
-        messages=MESSAGES,  # type: ignore[arg-type]
-        extra_headers=headers or {},
-    )
+async def logged(gateway: Gateway, model: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    async with openai.AsyncOpenAI(base_url=gateway.v1, api_key="sk", max_retries=0) as client:
+        raw = await client.chat.completions.with_raw_response.create(
+            model=model,
+            messages=MESSAGES,
+            extra_headers=headers or {},
+        )
     return await gateway.row(raw.headers["helicone-id"])
 
 
-def expected(model: str, row: dict[str, object]) -> float:
+def expected(model: str, row: dict[str, Any]) -> float:
     price = PriceTable.load().lookup(model)
     assert price is not None
-    return (int(row["input_tokens"]) * price[1].input + int(row["output_tokens"]) * price[1].output) / 1e6  # type: ignore[call-overload]
+    return (int(row["input_tokens"]) * price[1].input + int(row["output_tokens"]) * price[1].output) / 1e6
 
 
 @pytest.mark.parametrize(("model", "priced_as"), [("gpt-4o-mini", "gpt-4o-mini"), ("gpt-4o-2024-11-20", "gpt-4o")])
@@ -53,9 +56,9 @@ async def test_config_prices_extend_and_override(make_gateway: GatewayFactory) -
         prices={"my-finetune": {"input": 1.0, "output": 2.0}, "gpt-4o-mini": {"input": 100.0, "output": 200.0}}
     )
     row = await logged(gateway, "my-finetune")
-    assert row["cost_usd"] == pytest.approx((int(row["input_tokens"]) + 2 * int(row["output_tokens"])) / 1e6)  # type: ignore[call-overload]
+    assert row["cost_usd"] == pytest.approx((int(row["input_tokens"]) + 2 * int(row["output_tokens"])) / 1e6)
     row = await logged(gateway, "gpt-4o-mini")
-    assert row["cost_usd"] == pytest.approx((100 * int(row["input_tokens"]) + 200 * int(row["output_tokens"])) / 1e6)  # type: ignore[call-overload]
+    assert row["cost_usd"] == pytest.approx((100 * int(row["input_tokens"]) + 200 * int(row["output_tokens"])) / 1e6)
 
 
 async def test_omit_request_and_response_keep_usage_and_cost(gateway: Gateway) -> None:
@@ -69,14 +72,14 @@ async def test_omit_request_and_response_keep_usage_and_cost(gateway: Gateway) -
 
 
 async def test_omit_response_on_a_stream(gateway: Gateway) -> None:
-    client = openai.AsyncOpenAI(base_url=gateway.v1, api_key="sk", max_retries=0)
-    stream = await client.chat.completions.create(
-        model="gpt-4o-mini",
-        messages=MESSAGES,  # type: ignore[arg-type]
-        stream=True,
-        extra_headers={"Helicone-Omit-Response": "true", "Helicone-Omit-Request": "true"},
-    )
-    _ = [chunk async for chunk in stream]
+    async with openai.AsyncOpenAI(base_url=gateway.v1, api_key="sk", max_retries=0) as client:
+        stream = await client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=MESSAGES,
+            stream=True,
+            extra_headers={"Helicone-Omit-Response": "true", "Helicone-Omit-Request": "true"},
+        )
+        _ = [chunk async for chunk in stream]
     row = await gateway.row(stream.response.headers["helicone-id"])
     assert row["response_body"] is None and row["response_json"] is None and row["request_body"] is None
     assert row["output_tokens"] is not None and row["cost_usd"] is not None

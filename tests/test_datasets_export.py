@@ -37,31 +37,31 @@ async def export(http: aiohttp.ClientSession, url: str, **params: str) -> tuple[
 async def traffic(gateway: Gateway, http: aiohttp.ClientSession) -> dict[str, str]:
     """Real proxied calls: OpenAI plain and streamed, Anthropic plain and streamed; each rated up."""
     ids: dict[str, str] = {}
-    oai = openai.AsyncOpenAI(base_url=gateway.v1, api_key="sk-test", max_retries=0)
-    raw = await oai.chat.completions.with_raw_response.create(
-        model="gpt-4o",
-        messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "echo: plain"}],
-    )
-    ids["openai"] = raw.headers["helicone-id"]
-    stream = await oai.chat.completions.create(
-        model="gpt-4o", messages=[{"role": "user", "content": "echo: streamed"}], stream=True
-    )
-    ids["openai-stream"] = stream.response.headers["helicone-id"]
-    async for _chunk in stream:
-        pass
-    claude = anthropic.AsyncAnthropic(base_url=f"{gateway.url}/anthropic", api_key="sk-ant", max_retries=0)
-    raw_msg = await claude.messages.with_raw_response.create(
-        model="claude-sonnet-4-20250514",
-        max_tokens=50,
-        system="Be kind.",
-        messages=[{"role": "user", "content": "echo: hi"}],
-    )
-    ids["anthropic"] = raw_msg.headers["helicone-id"]
-    async with claude.messages.stream(
-        model="claude-sonnet-4-20250514", max_tokens=50, messages=[{"role": "user", "content": "echo: flowing"}]
-    ) as events:
-        ids["anthropic-stream"] = events.response.headers["helicone-id"]
-        await events.get_final_message()
+    async with openai.AsyncOpenAI(base_url=gateway.v1, api_key="sk-test", max_retries=0) as oai:
+        raw = await oai.chat.completions.with_raw_response.create(
+            model="gpt-4o",
+            messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "echo: plain"}],
+        )
+        ids["openai"] = raw.headers["helicone-id"]
+        stream = await oai.chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "echo: streamed"}], stream=True
+        )
+        ids["openai-stream"] = stream.response.headers["helicone-id"]
+        async for _chunk in stream:
+            pass
+    async with anthropic.AsyncAnthropic(base_url=f"{gateway.url}/anthropic", api_key="sk-ant", max_retries=0) as claude:
+        raw_msg = await claude.messages.with_raw_response.create(
+            model="claude-sonnet-4-20250514",
+            max_tokens=50,
+            system="Be kind.",
+            messages=[{"role": "user", "content": "echo: hi"}],
+        )
+        ids["anthropic"] = raw_msg.headers["helicone-id"]
+        async with claude.messages.stream(
+            model="claude-sonnet-4-20250514", max_tokens=50, messages=[{"role": "user", "content": "echo: flowing"}]
+        ) as events:
+            ids["anthropic-stream"] = events.response.headers["helicone-id"]
+            await events.get_final_message()
     await gateway.settled()
     for request_id in ids.values():
         status, _ = await call(http, "POST", f"{gateway.v1}/request/{request_id}/feedback", {"rating": True})

@@ -8,19 +8,20 @@ from typing import Any
 import aiohttp
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
-from conftest import Gateway
+from conftest import Gateway, GatewayFactory
 
-MESSAGES = [{"role": "user", "content": "Say hello"}]
+MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Say hello"}]
 
 
 async def chat(gateway: Gateway, **headers: str) -> str:
-    api = openai.AsyncOpenAI(base_url=gateway.v1, api_key="sk-test", max_retries=0)
-    raw = await api.chat.completions.with_raw_response.create(
-        model="gpt-4o-mini",
-        messages=MESSAGES,  # type: ignore[arg-type]
-        extra_headers={k.replace("_", "-"): v for k, v in headers.items()},
-    )
+    async with openai.AsyncOpenAI(base_url=gateway.v1, api_key="sk-test", max_retries=0) as api:
+        raw = await api.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini",
+            messages=MESSAGES,
+            extra_headers={k.replace("_", "-"): v for k, v in headers.items()},
+        )
     return raw.headers["helicone-id"]
 
 
@@ -225,16 +226,16 @@ async def test_derived_abandoned_and_regenerated(gateway: Gateway, http: aiohttp
     assert await signals(abandoned) == [("abandoned", False, "feedgate")]
 
 
-async def test_auth_required_when_keys_configured(make_gateway: Any, http: aiohttp.ClientSession) -> None:
-    gw: Gateway = await make_gateway(auth={"keys": ["fg-key-1", "fg-key-2"], "cors_origins": ["https://app.example"]})
-    api = openai.AsyncOpenAI(base_url=gw.v1, api_key="sk-provider", max_retries=0)
-    with pytest.raises(openai.AuthenticationError):
-        await api.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # type: ignore[arg-type]
-    raw = await api.chat.completions.with_raw_response.create(
-        model="gpt-4o-mini",
-        messages=MESSAGES,  # type: ignore[arg-type]
-        extra_headers={"Helicone-Auth": "Bearer fg-key-2"},
-    )
+async def test_auth_required_when_keys_configured(make_gateway: GatewayFactory, http: aiohttp.ClientSession) -> None:
+    gw = await make_gateway(auth={"keys": ["fg-key-1", "fg-key-2"], "cors_origins": ["https://app.example"]})
+    async with openai.AsyncOpenAI(base_url=gw.v1, api_key="sk-provider", max_retries=0) as api:
+        with pytest.raises(openai.AuthenticationError):
+            await api.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        raw = await api.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini",
+            messages=MESSAGES,
+            extra_headers={"Helicone-Auth": "Bearer fg-key-2"},
+        )
     url = f"{gw.v1}/request/{raw.headers['helicone-id']}/feedback"
     status, body = await call(http, "POST", url, {"rating": True})
     assert status == 401 and body["data"] is None and "key" in body["error"]

@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from pgschema import Schemas, pg_schemas  # noqa: F401  (fixture)
+from pgschema import Schemas
 from serving import wait_ready as wait_process_ready
 from tcpproxy import free_port
 from test_shared_state import REDIS_URL, redis_or_skip
@@ -47,7 +47,7 @@ Start = Callable[..., Awaitable[list[Instance]]]
 
 
 @pytest.fixture
-async def start(pg_schemas: Schemas, upstream_url: str, tmp_path: Path) -> AsyncIterator[Start]:  # noqa: F811
+async def start(pg_schemas: Schemas, upstream_url: str, tmp_path: Path) -> AsyncIterator[Start]:
     """Start N instances together (so they also race to migrate a blank schema) on one fresh schema."""
     database_url = pg_schemas.new_url()
     async with AsyncExitStack() as stack:

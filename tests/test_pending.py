@@ -12,17 +12,17 @@ import aiohttp
 import orjson
 import pytest
 
-from conftest import Gateway
+from conftest import GatewayFactory
 from feedgate.appkeys import STORE, WRITER
 from feedgate.store.pending import sweep_once
 
 
 async def test_unclaimed_feedback_is_reported_then_dropped(
-    make_gateway: object, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+    make_gateway: GatewayFactory, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
 ) -> None:
     # The TTL outlasts the CLI's start-up on a slow machine, so the listing below sees the entry for sure.
     caplog.set_level(logging.WARNING, logger="feedgate.pending")
-    gw: Gateway = await make_gateway(feedback={"pending_ttl_s": 1.5})  # type: ignore[operator]
+    gw = await make_gateway(feedback={"pending_ttl_s": 1.5})
     posted = time.monotonic()
     async with http.post(f"{gw.v1}/request/typo-id/feedback", json={"rating": False, "comment": "meh"}) as r:
         assert r.status == 202
@@ -47,8 +47,8 @@ async def test_unclaimed_feedback_is_reported_then_dropped(
     assert data["rating"] is None and data["history"] == [] and data["scores"] == {}
 
 
-async def test_claimed_feedback_is_never_dropped(make_gateway: object, http: aiohttp.ClientSession) -> None:
-    gw: Gateway = await make_gateway(feedback={"pending_ttl_s": 0.1})  # type: ignore[operator]
+async def test_claimed_feedback_is_never_dropped(make_gateway: GatewayFactory, http: aiohttp.ClientSession) -> None:
+    gw = await make_gateway(feedback={"pending_ttl_s": 0.1})
     async with http.post(f"{gw.v1}/request/late-1/feedback", json={"rating": True}) as r:
         assert r.status == 202
     body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}

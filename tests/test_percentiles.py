@@ -20,7 +20,6 @@ from feedgate.store.reads.durations import Sampling
 from feedgate.store.reads.groups import dimension
 from feedgate.store.sqlite import SqliteStore
 from feedgate.store.utc import utc_text
-from pgschema import pg_schemas  # noqa: F401  (fixture)
 
 T0 = datetime(2025, 3, 1, tzinfo=UTC)
 STALE_MS = 1e6  # superseded attempts: counted by mistake, they would own every p95

@@ -7,6 +7,8 @@ import anthropic
 import openai
 import orjson
 import pytest
+from anthropic.types import MessageParam, ToolParam
+from openai.types.chat import ChatCompletionMessageParam
 
 from conftest import Gateway, GatewayFactory
 from fakes import FakeUpstream
@@ -14,8 +16,10 @@ from feedgate.config import load_settings, masked
 from feedgate.errors import ConfigError
 from feedgate.proxy.providers import Providers
 
-CHAT = [{"role": "user", "content": "echo: hello there"}]
-TOOLS = [
+CHAT: list[ChatCompletionMessageParam] = [{"role": "user", "content": "echo: hello there"}]
+# The same turn, typed for the Anthropic SDK.
+CLAUDE_CHAT: list[MessageParam] = [{"role": "user", "content": "echo: hello there"}]
+TOOLS: list[ToolParam] = [
     {
         "name": "get_weather",
         "description": "Weather for a city",
@@ -30,13 +34,14 @@ def anthropic_client(gateway: Gateway, api_key: str = "sk-ant-client") -> anthro
 
 async def test_anthropic_messages_json(make_combined: GatewayFactory, fake: FakeUpstream) -> None:
     gateway = await make_combined()
-    raw = await anthropic_client(gateway).messages.with_raw_response.create(
-        model="claude-sonnet-4-20250514",
-        max_tokens=100,
-        messages=CHAT,  # type: ignore[arg-type]
-        extra_headers={"Helicone-User-Id": "u1", "X-Fake-Behavior": "cache-tokens:40:7"},
-    )
-    message = await raw.parse()
+    async with anthropic_client(gateway) as client:
+        raw = await client.messages.with_raw_response.create(
+            model="claude-sonnet-4-20250514",
+            max_tokens=100,
+            messages=CLAUDE_CHAT,
+            extra_headers={"Helicone-User-Id": "u1", "X-Fake-Behavior": "cache-tokens:40:7"},
+        )
+        message = await raw.parse()
     assert message.content[0].text == "hello there"  # type: ignore[union-attr]
     sent = fake.last
     assert sent.path == "/v1/messages"
@@ -73,14 +78,16 @@ async def test_anthropic_stream_passes_every_event_and_logs_the_message(
     make_combined: GatewayFactory, fake: FakeUpstream
 ) -> None:
     gateway = await make_combined()
-    client = anthropic_client(gateway)
-    async with client.messages.stream(
-        model="claude-3-5-haiku-20241022",
-        max_tokens=100,
-        messages=[{"role": "user", "content": "weather in Paris?"}],
-        tools=TOOLS,  # type: ignore[arg-type]
-        extra_headers={"X-Fake-Behavior": "cache-tokens:5:3"},
-    ) as stream:
+    async with (
+        anthropic_client(gateway) as client,
+        client.messages.stream(
+            model="claude-3-5-haiku-20241022",
+            max_tokens=100,
+            messages=[{"role": "user", "content": "weather in Paris?"}],
+            tools=TOOLS,
+            extra_headers={"X-Fake-Behavior": "cache-tokens:5:3"},
+        ) as stream,
+    ):
         request_id = stream.response.headers["helicone-id"]
         kinds = [event.type async for event in stream]
         final = await stream.get_final_message()
@@ -106,8 +113,10 @@ async def test_anthropic_stream_passes_every_event_and_logs_the_message(
 
 async def test_anthropic_stream_text(make_combined: GatewayFactory) -> None:
     gateway = await make_combined()
-    client = anthropic_client(gateway)
-    async with client.messages.stream(model="claude-sonnet-4", max_tokens=50, messages=CHAT) as stream:  # type: ignore[arg-type]
+    async with (
+        anthropic_client(gateway) as client,
+        client.messages.stream(model="claude-sonnet-4", max_tokens=50, messages=CLAUDE_CHAT) as stream,
+    ):
         text = "".join([piece async for piece in stream.text_stream])
         request_id = stream.response.headers["helicone-id"]
     assert text == "hello there"
@@ -117,13 +126,14 @@ async def test_anthropic_stream_text(make_combined: GatewayFactory) -> None:
 
 async def test_anthropic_errors_pass_through(make_combined: GatewayFactory) -> None:
     gateway = await make_combined()
-    with pytest.raises(anthropic.RateLimitError) as caught:
-        await anthropic_client(gateway).messages.create(
-            model="claude-sonnet-4",
-            max_tokens=10,
-            messages=CHAT,  # type: ignore[arg-type]
-            extra_headers={"X-Fake-Behavior": "status:429"},
-        )
+    async with anthropic_client(gateway) as client:
+        with pytest.raises(anthropic.RateLimitError) as caught:
+            await client.messages.create(
+                model="claude-sonnet-4",
+                max_tokens=10,
+                messages=CLAUDE_CHAT,
+                extra_headers={"X-Fake-Behavior": "status:429"},
+            )
     row = await gateway.row(caught.value.response.headers["helicone-id"])
     assert row["status"] == 429 and row["cost_usd"] is None
 
@@ -136,17 +146,17 @@ async def test_azure_deployment_route(
     make_combined: GatewayFactory, combined_url: str, fake: FakeUpstream, stream: bool
 ) -> None:
     gateway = await make_combined(providers=[{**AZURE, "base_url": combined_url}])
-    client = openai.AsyncAzureOpenAI(
+    async with openai.AsyncAzureOpenAI(
         azure_endpoint=f"{gateway.url}/azure", api_key="azure-key", api_version="2024-10-21", max_retries=0
-    )
-    if stream:
-        chunks = await client.chat.completions.create(model="prod-gpt4o", messages=CHAT, stream=True)  # type: ignore[arg-type]
-        request_id = chunks.response.headers["helicone-id"]
-        text = "".join([c.choices[0].delta.content or "" async for c in chunks if c.choices])
-    else:
-        raw = await client.chat.completions.with_raw_response.create(model="prod-gpt4o", messages=CHAT)  # type: ignore[arg-type]
-        request_id = raw.headers["helicone-id"]
-        text = raw.parse().choices[0].message.content or ""
+    ) as client:
+        if stream:
+            chunks = await client.chat.completions.create(model="prod-gpt4o", messages=CHAT, stream=True)
+            request_id = chunks.response.headers["helicone-id"]
+            text = "".join([c.choices[0].delta.content or "" async for c in chunks if c.choices])
+        else:
+            raw = await client.chat.completions.with_raw_response.create(model="prod-gpt4o", messages=CHAT)
+            request_id = raw.headers["helicone-id"]
+            text = raw.parse().choices[0].message.content or ""
     assert text == "hello there"
     sent = fake.last
     assert sent.path == "/openai/deployments/prod-gpt4o/chat/completions"
@@ -161,10 +171,10 @@ async def test_azure_injected_key(make_combined: GatewayFactory, combined_url: s
     gateway = await make_combined(
         providers=[{**AZURE, "base_url": combined_url, "api_key": "azure-secret"}], auth={"keys": ["fg-key"]}
     )
-    client = openai.AsyncAzureOpenAI(
+    async with openai.AsyncAzureOpenAI(
         azure_endpoint=f"{gateway.url}/azure", api_key="fg-key", api_version="2024-10-21", max_retries=0
-    )
-    await client.embeddings.create(model="embed-deploy", input="hi")
+    ) as client:
+        await client.embeddings.create(model="embed-deploy", input="hi")
     assert fake.last.header("api-key") == "azure-secret"
     assert "fg-key" not in str(fake.last.headers)
 
@@ -187,15 +197,15 @@ async def test_openai_compatible_provider_with_injected_key(
         "headers": {"X-Title": "feedgate"},
     }
     gateway = await make_combined(providers=[provider], auth={"keys": ["fg-key"]})
-    client = openai.AsyncOpenAI(base_url=f"{gateway.url}/groq/v1", api_key="fg-key", max_retries=0)
-    if stream:
-        chunks = await client.chat.completions.create(model="llama-3.1-8b-instant", messages=CHAT, stream=True)  # type: ignore[arg-type]
-        request_id = chunks.response.headers["helicone-id"]
-        text = "".join([c.choices[0].delta.content or "" async for c in chunks if c.choices])
-    else:
-        raw = await client.chat.completions.with_raw_response.create(model="llama-3.1-8b-instant", messages=CHAT)  # type: ignore[arg-type]
-        request_id = raw.headers["helicone-id"]
-        text = raw.parse().choices[0].message.content or ""
+    async with openai.AsyncOpenAI(base_url=f"{gateway.url}/groq/v1", api_key="fg-key", max_retries=0) as client:
+        if stream:
+            chunks = await client.chat.completions.create(model="llama-3.1-8b-instant", messages=CHAT, stream=True)
+            request_id = chunks.response.headers["helicone-id"]
+            text = "".join([c.choices[0].delta.content or "" async for c in chunks if c.choices])
+        else:
+            raw = await client.chat.completions.with_raw_response.create(model="llama-3.1-8b-instant", messages=CHAT)
+            request_id = raw.headers["helicone-id"]
+            text = raw.parse().choices[0].message.content or ""
     assert text == "hello there"
     assert not fake.received  # the default upstream saw nothing
     sent = other.last
@@ -206,15 +216,17 @@ async def test_openai_compatible_provider_with_injected_key(
     # An unpriced model: no guessed cost, and the row says why.
     assert row["cost_usd"] is None and orjson.loads(row["properties_json"])["feedgate-cost"] == "unknown_model"
 
-    with pytest.raises(openai.AuthenticationError):
-        await openai.AsyncOpenAI(base_url=f"{gateway.url}/groq/v1", api_key="wrong", max_retries=0).models.list()
+    async with openai.AsyncOpenAI(base_url=f"{gateway.url}/groq/v1", api_key="wrong", max_retries=0) as wrong:
+        with pytest.raises(openai.AuthenticationError):
+            await wrong.models.list()
 
 
 async def test_anthropic_injected_key_takes_feedgate_key_from_the_sdk(
     make_combined: GatewayFactory, fake: FakeUpstream
 ) -> None:
     gateway = await make_combined(providers=[{"name": "anthropic", "api_key": "sk-ant-real"}], auth={"keys": ["fg"]})
-    await anthropic_client(gateway, api_key="fg").messages.create(model="claude-sonnet-4", max_tokens=5, messages=CHAT)  # type: ignore[arg-type]
+    async with anthropic_client(gateway, api_key="fg") as client:
+        await client.messages.create(model="claude-sonnet-4", max_tokens=5, messages=CLAUDE_CHAT)
     assert fake.last.header("x-api-key") == "sk-ant-real"
     assert "fg" not in {fake.last.header("Authorization"), fake.last.header("x-api-key")}
 
@@ -228,12 +240,13 @@ async def test_default_provider_takes_v1(
     gateway = await make_combined(
         providers=[{"name": "local", "kind": "openai-compatible", "base_url": other_url}], default_provider="local"
     )
-    client = openai.AsyncOpenAI(base_url=gateway.v1, api_key="x", max_retries=0)
-    raw = await client.chat.completions.with_raw_response.create(model="qwen2.5", messages=CHAT)  # type: ignore[arg-type]
+    async with openai.AsyncOpenAI(base_url=gateway.v1, api_key="x", max_retries=0) as client:
+        raw = await client.chat.completions.with_raw_response.create(model="qwen2.5", messages=CHAT)
     assert other.last.path == "/v1/chat/completions" and not fake.received
     assert (await gateway.row(raw.headers["helicone-id"]))["provider"] == "local"
     # /openai/... still reaches the built-in openai provider.
-    await openai.AsyncOpenAI(base_url=f"{gateway.url}/openai/v1", api_key="x", max_retries=0).models.list()
+    async with openai.AsyncOpenAI(base_url=f"{gateway.url}/openai/v1", api_key="x", max_retries=0) as builtin:
+        await builtin.models.list()
     assert fake.last.path == "/v1/models"
 
 
@@ -293,15 +306,17 @@ async def test_azure_sdk_at_the_gateway_root(
     gateway = await make_combined(
         providers=[{**AZURE, "base_url": combined_url}], proxy={"allowed_target_origins": [other_url]}
     )
-    client = openai.AsyncAzureOpenAI(azure_endpoint=gateway.url, api_key="k", api_version="2024-10-21", max_retries=0)
-    await client.chat.completions.create(model="dep-1", messages=CHAT)  # type: ignore[arg-type]
-    assert fake.last.path == "/openai/deployments/dep-1/chat/completions" and fake.last.header("api-key") == "k"
-    # With Helicone-OpenAI-Api-Base the same call goes to that (allow-listed) resource instead.
-    await client.chat.completions.create(
-        model="dep-2",
-        messages=CHAT,  # type: ignore[arg-type]
-        extra_headers={"Helicone-OpenAI-Api-Base": other_url},
-    )
+    async with openai.AsyncAzureOpenAI(
+        azure_endpoint=gateway.url, api_key="k", api_version="2024-10-21", max_retries=0
+    ) as client:
+        await client.chat.completions.create(model="dep-1", messages=CHAT)
+        assert fake.last.path == "/openai/deployments/dep-1/chat/completions" and fake.last.header("api-key") == "k"
+        # With Helicone-OpenAI-Api-Base the same call goes to that (allow-listed) resource instead.
+        await client.chat.completions.create(
+            model="dep-2",
+            messages=CHAT,
+            extra_headers={"Helicone-OpenAI-Api-Base": other_url},
+        )
     assert other.last.path == "/openai/deployments/dep-2/chat/completions" and len(fake.received) == 1
 
 

@@ -11,22 +11,27 @@ import aiohttp
 import openai
 import orjson
 import pytest
+from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
 
-from conftest import Gateway
+from conftest import Gateway, GatewayFactory
 from fakes import FakeUpstream
 
-MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello"}]
+MESSAGES: list[ChatCompletionMessageParam] = [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": "Say hello"},
+]
 
 
-def client(gateway: Gateway, **kwargs: object) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=gateway.v1, api_key="sk-test-secret-123", max_retries=0, **kwargs)  # type: ignore[arg-type]
+def client(gateway: Gateway) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=gateway.v1, api_key="sk-test-secret-123", max_retries=0)
 
 
 async def test_generated_ids_are_time_ordered_uuids(gateway: Gateway, fake: FakeUpstream) -> None:
     """IDs feedgate makes are version 7 UUIDs: unique, and sorting them sorts the calls by time."""
     ids = []
     for _ in range(5):
-        raw = await client(gateway).chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES)
+        async with client(gateway) as api:
+            raw = await api.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES)
         ids.append(raw.headers["helicone-id"])
         await asyncio.sleep(0.002)  # the order is by millisecond; IDs within one millisecond are random
     parsed = [uuid.UUID(value) for value in ids]
@@ -37,11 +42,12 @@ async def test_generated_ids_are_time_ordered_uuids(gateway: Gateway, fake: Fake
 
 
 async def test_chat_answer_passes_through_and_is_logged(gateway: Gateway, fake: FakeUpstream) -> None:
-    raw = await client(gateway).chat.completions.with_raw_response.create(
-        model="gpt-4o-mini",
-        messages=MESSAGES,
-        extra_headers={"Helicone-User-Id": "u42"},  # type: ignore[arg-type]
-    )
+    async with client(gateway) as api:
+        raw = await api.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini",
+            messages=MESSAGES,
+            extra_headers={"Helicone-User-Id": "u42"},
+        )
     completion = raw.parse()
     request_id = raw.headers["helicone-id"]
     uuid.UUID(request_id)
@@ -69,14 +75,15 @@ async def test_chat_answer_passes_through_and_is_logged(gateway: Gateway, fake: 
 
 
 async def test_stream_with_usage_is_untouched_and_reassembled(gateway: Gateway) -> None:
-    stream = await client(gateway).chat.completions.create(
-        model="gpt-4o-mini",
-        messages=MESSAGES,
-        stream=True,  # type: ignore[arg-type]
-        stream_options={"include_usage": True},
-    )
-    request_id = stream.response.headers["helicone-id"]
-    chunks = [chunk async for chunk in stream]
+    async with client(gateway) as api:
+        stream = await api.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=MESSAGES,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        request_id = stream.response.headers["helicone-id"]
+        chunks = [chunk async for chunk in stream]
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     usage = chunks[-1].usage
     assert usage is not None and chunks[-1].choices == []
@@ -109,7 +116,7 @@ async def test_stream_without_usage_hides_the_injected_usage(
 
 
 async def test_streamed_tool_call_is_reassembled(gateway: Gateway) -> None:
-    tools = [
+    tools: list[ChatCompletionToolParam] = [
         {
             "type": "function",
             "function": {
@@ -118,17 +125,18 @@ async def test_streamed_tool_call_is_reassembled(gateway: Gateway) -> None:
             },
         }
     ]
-    stream = await client(gateway).chat.completions.create(
-        model="gpt-4o",
-        messages=MESSAGES,
-        tools=tools,
-        stream=True,  # type: ignore[arg-type]
-    )
-    request_id = stream.response.headers["helicone-id"]
-    arguments = ""
-    async for chunk in stream:
-        for call in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:
-            arguments += call.function.arguments or ""  # type: ignore[union-attr]
+    async with client(gateway) as api:
+        stream = await api.chat.completions.create(
+            model="gpt-4o",
+            messages=MESSAGES,
+            tools=tools,
+            stream=True,
+        )
+        request_id = stream.response.headers["helicone-id"]
+        arguments = ""
+        async for chunk in stream:
+            for call in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:
+                arguments += call.function.arguments or ""  # type: ignore[union-attr]
     row = await gateway.row(request_id)
     message = orjson.loads(row["response_json"])["choices"][0]
     assert message["finish_reason"] == "tool_calls" == row["finish_reason"]
@@ -137,13 +145,13 @@ async def test_streamed_tool_call_is_reassembled(gateway: Gateway) -> None:
 
 
 async def test_embeddings_and_models(gateway: Gateway) -> None:
-    api = client(gateway)
-    raw = await api.embeddings.with_raw_response.create(model="text-embedding-3-small", input=["a b", "c"])
-    embeddings = raw.parse()
-    assert len(embeddings.data) == 2 and len(embeddings.data[0].embedding) > 0
-    row = await gateway.row(raw.headers["helicone-id"])
-    assert row["path"] == "/v1/embeddings" and row["input_tokens"] == embeddings.usage.prompt_tokens
-    models = await api.models.list()
+    async with client(gateway) as api:
+        raw = await api.embeddings.with_raw_response.create(model="text-embedding-3-small", input=["a b", "c"])
+        embeddings = raw.parse()
+        assert len(embeddings.data) == 2 and len(embeddings.data[0].embedding) > 0
+        row = await gateway.row(raw.headers["helicone-id"])
+        assert row["path"] == "/v1/embeddings" and row["input_tokens"] == embeddings.usage.prompt_tokens
+        models = await api.models.list()
     assert "gpt-4o-mini" in [m.id for m in models.data]
 
 
@@ -164,48 +172,53 @@ async def test_query_string_and_body_bytes_forwarded_exactly(
 
 async def test_client_chosen_id_and_retries_share_it(gateway: Gateway) -> None:
     request_id = f"ticket-{uuid.uuid4().hex[:8]}:try.1"
-    api = client(gateway)
-    for _ in range(3):
-        raw = await api.chat.completions.with_raw_response.create(
-            model="gpt-4o-mini",
-            messages=MESSAGES,
-            extra_headers={"Helicone-Request-Id": request_id},  # type: ignore[arg-type]
-        )
-        assert raw.headers["helicone-id"] == request_id
+    async with client(gateway) as api:
+        for _ in range(3):
+            raw = await api.chat.completions.with_raw_response.create(
+                model="gpt-4o-mini",
+                messages=MESSAGES,
+                extra_headers={"Helicone-Request-Id": request_id},
+            )
+            assert raw.headers["helicone-id"] == request_id
     rows = await gateway.rows(request_id)
     assert [row["attempt"] for row in rows] == [1, 2, 3]
 
 
 @pytest.mark.parametrize("bad_id", ["has space", "x" * 129, "semi;colon", "../etc", "a/b", ""])
 async def test_unsafe_request_id_is_refused(gateway: Gateway, fake: FakeUpstream, bad_id: str) -> None:
-    with pytest.raises(openai.BadRequestError) as caught:
-        await client(gateway).chat.completions.create(
-            model="gpt-4o-mini",
-            messages=MESSAGES,  # type: ignore[arg-type]
-            extra_headers={"Helicone-Request-Id": bad_id},
-        )
+    async with client(gateway) as api:
+        with pytest.raises(openai.BadRequestError) as caught:
+            await api.chat.completions.create(
+                model="gpt-4o-mini",
+                messages=MESSAGES,
+                extra_headers={"Helicone-Request-Id": bad_id},
+            )
     assert "Helicone-Request-Id" in caught.value.message
     assert caught.value.response.headers["helicone-id"]
     assert fake.received == []
 
 
 async def test_upstream_errors_pass_through_and_are_logged(gateway: Gateway) -> None:
-    with pytest.raises(openai.RateLimitError) as caught:
-        await client(gateway).chat.completions.create(
-            model="gpt-4o-mini",
-            messages=MESSAGES,
-            extra_headers={"X-Fake-Behavior": "status:429"},  # type: ignore[arg-type]
-        )
+    async with client(gateway) as api:
+        with pytest.raises(openai.RateLimitError) as caught:
+            await api.chat.completions.create(
+                model="gpt-4o-mini",
+                messages=MESSAGES,
+                extra_headers={"X-Fake-Behavior": "status:429"},
+            )
     request_id = caught.value.response.headers["helicone-id"]
     row = await gateway.row(request_id)
     assert row["status"] == 429 and row["cost_usd"] is None
     assert orjson.loads(row["response_body"])["error"]["code"] == "rate_limit_exceeded"
 
 
-async def test_unreachable_upstream_is_502_in_openai_shape(make_gateway: object, http: aiohttp.ClientSession) -> None:
-    gw: Gateway = await make_gateway(openai={"base_url": "http://127.0.0.1:9"})  # type: ignore[operator]
-    with pytest.raises(openai.InternalServerError) as caught:
-        await client(gw).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # type: ignore[arg-type]
+async def test_unreachable_upstream_is_502_in_openai_shape(
+    make_gateway: GatewayFactory, http: aiohttp.ClientSession
+) -> None:
+    gw = await make_gateway(openai={"base_url": "http://127.0.0.1:9"})
+    async with client(gw) as api:
+        with pytest.raises(openai.InternalServerError) as caught:
+            await api.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     assert caught.value.status_code == 502
     body = caught.value.body
     assert isinstance(body, dict) and body["code"] == "upstream_unreachable"
@@ -213,14 +226,15 @@ async def test_unreachable_upstream_is_502_in_openai_shape(make_gateway: object,
     assert row["error_type"] == "upstream_unreachable" and row["status"] is None
 
 
-async def test_silent_upstream_is_504(make_gateway: object) -> None:
-    gw: Gateway = await make_gateway(server={"upstream_read_timeout_s": 0.2})  # type: ignore[operator]
-    with pytest.raises(openai.APIStatusError) as caught:
-        await client(gw).chat.completions.create(
-            model="gpt-4o-mini",
-            messages=MESSAGES,
-            extra_headers={"X-Fake-Behavior": "slow:1500"},  # type: ignore[arg-type]
-        )
+async def test_silent_upstream_is_504(make_gateway: GatewayFactory) -> None:
+    gw = await make_gateway(server={"upstream_read_timeout_s": 0.2})
+    async with client(gw) as api:
+        with pytest.raises(openai.APIStatusError) as caught:
+            await api.chat.completions.create(
+                model="gpt-4o-mini",
+                messages=MESSAGES,
+                extra_headers={"X-Fake-Behavior": "slow:1500"},
+            )
     assert caught.value.status_code == 504
     row = await gw.row(caught.value.response.headers["helicone-id"])
     assert row["error_type"] == "upstream_timeout"
@@ -238,16 +252,17 @@ async def test_gzip_answer_reaches_client_and_log_decoded(gateway: Gateway, http
 
 
 async def test_upstream_reset_mid_stream_is_logged(gateway: Gateway) -> None:
-    stream = await client(gateway).chat.completions.create(
-        model="gpt-4o-mini",
-        messages=MESSAGES,
-        stream=True,  # type: ignore[arg-type]
-        extra_headers={"X-Fake-Behavior": "reset-mid-stream"},
-    )
-    request_id = stream.response.headers["helicone-id"]
-    with pytest.raises(openai.APIError):
-        async for _ in stream:
-            pass
+    async with client(gateway) as api:
+        stream = await api.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=MESSAGES,
+            stream=True,
+            extra_headers={"X-Fake-Behavior": "reset-mid-stream"},
+        )
+        request_id = stream.response.headers["helicone-id"]
+        with pytest.raises(openai.APIError):
+            async for _ in stream:
+                pass
     row = await gateway.row(request_id)
     assert row["error_type"] == "upstream_disconnected" and row["response_body"]
 
@@ -283,8 +298,10 @@ async def test_client_gone_before_the_stream_starts_is_logged_not_an_error(
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
-async def test_body_over_limit_is_413(make_gateway: object, http: aiohttp.ClientSession, fake: FakeUpstream) -> None:
-    gw: Gateway = await make_gateway(server={"max_body_bytes": 2048})  # type: ignore[operator]
+async def test_body_over_limit_is_413(
+    make_gateway: GatewayFactory, http: aiohttp.ClientSession, fake: FakeUpstream
+) -> None:
+    gw = await make_gateway(server={"max_body_bytes": 2048})
     big = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x" * 4096}]}
     async with http.post(f"{gw.v1}/chat/completions", json=big) as r:
         assert r.status == 413

@@ -8,12 +8,12 @@ import aiohttp
 import openai
 import pytest
 
-from conftest import Gateway, GatewayFactory
+from conftest import Chat, Gateway, GatewayFactory
 from fakes import FakeUpstream
 from feedgate.appkeys import STORE
 from feedgate.proxy.features.ratelimit import LocalRateCounter, parse_policy
 
-CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+CHAT: Chat = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 
 
 async def post(
@@ -27,17 +27,17 @@ async def post(
 
 
 async def test_quota_reached_with_the_sdk(gateway: Gateway, fake: FakeUpstream) -> None:
-    client = openai.AsyncOpenAI(base_url=gateway.v1, api_key="sk-tenant", max_retries=0)
-    headers = {"Helicone-RateLimit-Policy": "2;w=60"}
-    remaining = []
-    for _ in range(2):
-        raw = await client.chat.completions.with_raw_response.create(**CHAT, extra_headers=headers)  # type: ignore[arg-type]
-        remaining.append(raw.headers["helicone-ratelimit-remaining"])
-        assert raw.headers["helicone-ratelimit-limit"] == "2"
-        assert raw.headers["helicone-ratelimit-policy"] == "2;w=60;u=request"
-    assert remaining == ["1", "0"]
-    with pytest.raises(openai.RateLimitError) as caught:
-        await client.chat.completions.create(**CHAT, extra_headers=headers)  # type: ignore[arg-type]
+    async with openai.AsyncOpenAI(base_url=gateway.v1, api_key="sk-tenant", max_retries=0) as client:
+        headers = {"Helicone-RateLimit-Policy": "2;w=60"}
+        remaining = []
+        for _ in range(2):
+            raw = await client.chat.completions.with_raw_response.create(**CHAT, extra_headers=headers)
+            remaining.append(raw.headers["helicone-ratelimit-remaining"])
+            assert raw.headers["helicone-ratelimit-limit"] == "2"
+            assert raw.headers["helicone-ratelimit-policy"] == "2;w=60;u=request"
+        assert remaining == ["1", "0"]
+        with pytest.raises(openai.RateLimitError) as caught:
+            await client.chat.completions.create(**CHAT, extra_headers=headers)
     response = caught.value.response
     assert response.status_code == 429 and caught.value.body["type"] == "rate_limit_error"  # type: ignore[index]
     assert response.headers["helicone-ratelimit-remaining"] == "0"
@@ -47,8 +47,8 @@ async def test_quota_reached_with_the_sdk(gateway: Gateway, fake: FakeUpstream) 
     row = await gateway.row(response.headers["helicone-id"])
     assert row["status"] == 429 and row["error_type"] == "rate_limited"
     # Another tenant (another key) has its own quota.
-    other = openai.AsyncOpenAI(base_url=gateway.v1, api_key="sk-other-tenant", max_retries=0)
-    await other.chat.completions.create(**CHAT, extra_headers=headers)  # type: ignore[arg-type]
+    async with openai.AsyncOpenAI(base_url=gateway.v1, api_key="sk-other-tenant", max_retries=0) as other:
+        await other.chat.completions.create(**CHAT, extra_headers=headers)
 
 
 async def test_user_and_property_segments(gateway: Gateway, http: aiohttp.ClientSession) -> None:

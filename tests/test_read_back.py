@@ -3,34 +3,36 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import aiohttp
 import openai
+from openai.types.chat import ChatCompletionMessageParam
 
-from conftest import Gateway
+from conftest import Gateway, GatewayFactory
 from fakes import FakeUpstream
 
-MESSAGES = [{"role": "user", "content": "echo: the answer"}]
+MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "echo: the answer"}]
 
 
 async def test_get_request_in_helicone_shape(gateway: Gateway, http: aiohttp.ClientSession) -> None:
-    api = openai.AsyncOpenAI(base_url=gateway.v1, api_key="sk-live-abc", max_retries=0)
-    raw = await api.chat.completions.with_raw_response.create(
-        model="gpt-4o-mini",
-        messages=MESSAGES,  # type: ignore[arg-type]
-        extra_headers={
-            "Helicone-Request-Id": "conv-1",
-            "Helicone-Property-Feature": "chat",
-            "Helicone-Session-Id": "s1",
-            "Helicone-Session-Path": "/a",
-            "Helicone-Session-Name": "n",
-        },
-    )
-    await api.chat.completions.create(
-        model="gpt-4o-mini",
-        messages=MESSAGES,
-        extra_headers={"Helicone-Request-Id": "conv-1"},  # type: ignore[arg-type]
-    )
+    async with openai.AsyncOpenAI(base_url=gateway.v1, api_key="sk-live-abc", max_retries=0) as api:
+        raw = await api.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini",
+            messages=MESSAGES,
+            extra_headers={
+                "Helicone-Request-Id": "conv-1",
+                "Helicone-Property-Feature": "chat",
+                "Helicone-Session-Id": "s1",
+                "Helicone-Session-Path": "/a",
+                "Helicone-Session-Name": "n",
+            },
+        )
+        await api.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=MESSAGES,
+            extra_headers={"Helicone-Request-Id": "conv-1"},
+        )
     completion = raw.parse()
     await gateway.settled()
     async with http.get(f"{gateway.v1}/request/conv-1") as r:
@@ -53,10 +55,10 @@ async def test_get_request_in_helicone_shape(gateway: Gateway, http: aiohttp.Cli
 
 
 async def test_stream_row_shows_assembled_message(gateway: Gateway, http: aiohttp.ClientSession) -> None:
-    api = openai.AsyncOpenAI(base_url=gateway.v1, api_key="sk", max_retries=0)
-    stream = await api.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)  # type: ignore[arg-type]
-    request_id = stream.response.headers["helicone-id"]
-    text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+    async with openai.AsyncOpenAI(base_url=gateway.v1, api_key="sk", max_retries=0) as api:
+        stream = await api.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+        request_id = stream.response.headers["helicone-id"]
+        text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
     await gateway.settled()
     async with http.get(f"{gateway.v1}/request/{request_id}") as r:
         row = (await r.json())["data"]
@@ -83,12 +85,14 @@ async def test_health_and_readiness(gateway: Gateway, http: aiohttp.ClientSessio
     assert body["log"]["dropped_queue_full"] == 0 and body["queue"]["capacity"] > 0
 
 
-async def test_full_queue_never_fails_a_call_and_is_counted(make_gateway: object, http: aiohttp.ClientSession) -> None:
-    gw: Gateway = await make_gateway(database={"queue_size": 1})  # type: ignore[operator]
-    api = openai.AsyncOpenAI(base_url=gw.v1, api_key="sk", max_retries=0)
-    answers = await asyncio.gather(
-        *[api.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES) for _ in range(30)]  # type: ignore[arg-type]
-    )
+async def test_full_queue_never_fails_a_call_and_is_counted(
+    make_gateway: GatewayFactory, http: aiohttp.ClientSession
+) -> None:
+    gw = await make_gateway(database={"queue_size": 1})
+    async with openai.AsyncOpenAI(base_url=gw.v1, api_key="sk", max_retries=0) as api:
+        answers = await asyncio.gather(
+            *[api.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES) for _ in range(30)]
+        )
     assert all(a.choices[0].message.content == "the answer" for a in answers)
     await gw.settled()
     async with http.get(f"{gw.url}/readyz") as r:
@@ -105,32 +109,32 @@ async def test_secrets_never_reach_the_database_file(gateway: Gateway, fake: Fak
         "session=SECRETCOOKIE",
         "sk-helicone-SECRETPROXYKEY",
     ]
-    api = openai.AsyncOpenAI(base_url=gateway.v1, api_key=secrets[0], max_retries=0)
-    raw = await api.chat.completions.with_raw_response.create(
-        model="gpt-4o-mini",
-        messages=MESSAGES,  # type: ignore[arg-type]
-        extra_headers={
-            "x-api-key": secrets[1],
-            "api-key": secrets[2],
-            "Cookie": secrets[3],
-            "Helicone-Auth": f"Bearer {secrets[4]}",
-        },
-    )
+    async with openai.AsyncOpenAI(base_url=gateway.v1, api_key=secrets[0], max_retries=0) as api:
+        raw = await api.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini",
+            messages=MESSAGES,
+            extra_headers={
+                "x-api-key": secrets[1],
+                "api-key": secrets[2],
+                "Cookie": secrets[3],
+                "Helicone-Auth": f"Bearer {secrets[4]}",
+            },
+        )
     await gateway.row(raw.headers["helicone-id"])
     assert fake.last.header("Authorization") == f"Bearer {secrets[0]}"  # forwarded, not stored
     db_path = gateway.settings.database.url.removeprefix("sqlite:///")
-    stored = b"".join(open(p, "rb").read() for p in (db_path, db_path + "-wal") if _exists(p))
+    stored = b"".join(Path(p).read_bytes() for p in (db_path, db_path + "-wal") if _exists(p))
     for secret in secrets:
         assert secret.encode() not in stored
 
 
 async def test_key_in_the_query_string_is_not_stored(gateway: Gateway, fake: FakeUpstream) -> None:
-    api = openai.AsyncOpenAI(base_url=gateway.v1, api_key="sk", max_retries=0)
-    raw = await api.chat.completions.with_raw_response.create(
-        model="gpt-4o-mini",
-        messages=MESSAGES,  # type: ignore[arg-type]
-        extra_query={"key": "AIzaSECRETQUERYKEY", "api-version": "2024-10-21"},
-    )
+    async with openai.AsyncOpenAI(base_url=gateway.v1, api_key="sk", max_retries=0) as api:
+        raw = await api.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini",
+            messages=MESSAGES,
+            extra_query={"key": "AIzaSECRETQUERYKEY", "api-version": "2024-10-21"},
+        )
     row = await gateway.row(raw.headers["helicone-id"])
     assert fake.last.query["key"] == "AIzaSECRETQUERYKEY"  # forwarded as sent
     assert "AIzaSECRETQUERYKEY" not in row["query"] and "api-version=2024-10-21" in row["query"]

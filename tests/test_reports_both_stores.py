@@ -28,7 +28,7 @@ from feedgate.store.filters import compile_filter
 from feedgate.store.ops import CreateDataset, MutateDataset
 from feedgate.store.protocol import Store
 from feedgate.store.reads.export_rows import dataset_scope
-from pgschema import pg_schemas  # noqa: F401  (fixture)
+from pgschema import Schemas
 
 
 @pytest.fixture
@@ -67,7 +67,7 @@ async def test_query_and_count(store: Store) -> None:
 
 
 async def test_insights_and_regressions(store: Store) -> None:
-    settings = AnalysisSettings(min_ratings=3, alpha=0.2)
+    settings = AnalysisSettings.model_validate({"min_ratings": 3, "alpha": 0.2})
     report = await insights_report(store, settings, [("by", "model")])
     assert [(i["key"], i["rated"], i["negative"]) for i in report["insights"]] == [("claude-sonnet-4-5", 4, 3)]
     assert report["insights"][0]["examples"][0] == {"request_id": "b2", "comment": "too long"}
@@ -101,16 +101,15 @@ async def test_exports_and_datasets(store: Store) -> None:
     assert answers == sorted(["answer 1", "answer 2", "answer 3", "answer 4", "answer 5", "answer 6", "Hello"])
 
 
-async def test_same_results_on_both(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+async def test_same_results_on_both(tmp_path: Path, pg_schemas: Schemas) -> None:
     """Every report, computed on each store from the same rows, is identical."""
-    schemas = request.getfixturevalue("pg_schemas")
     results: list[Any] = []
-    for url in (f"sqlite:///{tmp_path / 'same.db'}", schemas.new_url()):
+    for url in (f"sqlite:///{tmp_path / 'same.db'}", pg_schemas.new_url()):
         opened = make_store(load_settings(environ={}, overrides={"database": {"url": url}}))
         await opened.open()
         try:
             await opened.apply(known_dataset())
-            settings = AnalysisSettings(min_ratings=3, alpha=0.2)
+            settings = AnalysisSettings.model_validate({"min_ratings": 3, "alpha": 0.2})
             results.append(
                 [
                     await stats_report(opened, [("group_by", dim)])

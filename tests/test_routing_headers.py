@@ -11,10 +11,10 @@ import openai
 import orjson
 import pytest
 
-from conftest import Gateway, GatewayFactory
+from conftest import Chat, Gateway, GatewayFactory
 from fakes import FakeUpstream
 
-CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "echo: routed"}]}
+CHAT: Chat = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "echo: routed"}]}
 AUTH = {"Authorization": "Bearer sk-client"}
 
 
@@ -108,18 +108,18 @@ async def test_retry_until_success(gateway: Gateway, fake: FakeUpstream, http: a
 
 
 async def test_retry_gives_up_with_the_last_answer(gateway: Gateway, fake: FakeUpstream) -> None:
-    client = openai.AsyncOpenAI(base_url=gateway.v1, api_key="sk", max_retries=0)
-    with pytest.raises(openai.RateLimitError):
-        await client.chat.completions.create(
-            **CHAT,  # type: ignore[arg-type]
-            extra_headers={
-                "X-Fake-Behavior": "fail-times:9:429,retry-after:0",
-                "X-Fake-Key": "retry-2",
-                "Helicone-Retry-Enabled": "true",
-                "Helicone-Retry-Num": "1",
-                "Helicone-Retry-Min-Timeout": "1",
-            },
-        )
+    async with openai.AsyncOpenAI(base_url=gateway.v1, api_key="sk", max_retries=0) as client:
+        with pytest.raises(openai.RateLimitError):
+            await client.chat.completions.create(
+                **CHAT,
+                extra_headers={
+                    "X-Fake-Behavior": "fail-times:9:429,retry-after:0",
+                    "X-Fake-Key": "retry-2",
+                    "Helicone-Retry-Enabled": "true",
+                    "Helicone-Retry-Num": "1",
+                    "Helicone-Retry-Min-Timeout": "1",
+                },
+            )
     assert len(fake.received) == 2
 
 
@@ -189,11 +189,11 @@ async def test_fallback_to_the_next_target(
             "bodyKeyOverride": {"model": "gpt-4.1"},
         },
     ]
-    client = openai.AsyncOpenAI(base_url=gateway.v1, api_key="sk-client", max_retries=0)
-    raw = await client.chat.completions.with_raw_response.create(
-        **CHAT,  # type: ignore[arg-type]
-        extra_headers={"Helicone-Fallbacks": orjson.dumps(fallbacks).decode()},
-    )
+    async with openai.AsyncOpenAI(base_url=gateway.v1, api_key="sk-client", max_retries=0) as client:
+        raw = await client.chat.completions.with_raw_response.create(
+            **CHAT,
+            extra_headers={"Helicone-Fallbacks": orjson.dumps(fallbacks).decode()},
+        )
     completion = raw.parse()
     assert raw.headers["helicone-fallback-index"] == "2"
     assert completion.model == "gpt-4.1"

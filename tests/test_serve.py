@@ -11,23 +11,24 @@ from pathlib import Path
 
 import aiohttp
 import openai
+from openai.types.chat import ChatCompletionMessageParam
 
 from conftest import Gateway
 from fakes import FakeUpstream
 from serving import wait_ready
 from tcpproxy import free_port
 
-MESSAGES = [{"role": "user", "content": "Say hello"}]
+MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Say hello"}]
 
 
 def test_sync_client_chat_and_stream(threaded_gateway: tuple[Gateway, FakeUpstream, asyncio.AbstractEventLoop]) -> None:
     gateway, fake, loop = threaded_gateway
-    api = openai.OpenAI(base_url=gateway.v1, api_key="sk-sync", max_retries=0)
-    raw = api.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES)  # type: ignore[arg-type]
-    assert raw.parse().choices[0].message.content == "Hello from fake upstream"
-    with api.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True) as stream:  # type: ignore[arg-type]
-        stream_id = stream.response.headers["helicone-id"]
-        text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+    with openai.OpenAI(base_url=gateway.v1, api_key="sk-sync", max_retries=0) as api:
+        raw = api.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES)
+        assert raw.parse().choices[0].message.content == "Hello from fake upstream"
+        with api.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True) as stream:
+            stream_id = stream.response.headers["helicone-id"]
+            text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
     assert text == "Hello from fake upstream"
     rows = asyncio.run_coroutine_threadsafe(gateway.rows(stream_id), loop).result(10)
     assert rows[0]["response_text"] == text and rows[0]["is_stream"] == 1

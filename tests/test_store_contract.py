@@ -23,7 +23,7 @@ from feedgate.store.postgres import PostgresStore
 from feedgate.store.protocol import Store
 from feedgate.store.reads.groups import dimension
 from feedgate.store.utc import utc_text
-from pgschema import Schemas, pg_schemas  # noqa: F401  (fixture)
+from pgschema import Schemas
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 EXPECTED_COLUMNS = {
@@ -234,7 +234,7 @@ async def test_feedback_before_its_request_is_pending_then_claimed(store: Store)
 
 
 async def test_same_conversation_sent_again_marks_the_earlier_answer_regenerated(store: Store) -> None:
-    same = {"messages_fingerprint": "fp-1", "user_id": "u1"}
+    same: dict[str, Any] = {"messages_fingerprint": "fp-1", "user_id": "u1"}
     await store.apply([row("first", 0, **same)])
     # Within the window: the earlier answer is marked, with the time of the new request.
     await store.apply([row("second", 60, **same)])
@@ -252,7 +252,7 @@ async def test_same_conversation_sent_again_marks_the_earlier_answer_regenerated
 
 
 async def test_regenerated_within_one_batch_by_session(store: Store) -> None:
-    same = {"messages_fingerprint": "fp-2", "session_id": "s1"}
+    same: dict[str, Any] = {"messages_fingerprint": "fp-2", "session_id": "s1"}
     await store.apply([row("a", 0, **same), row("b", 5, **same), row("c", 10, **same)])
     assert [e[2] for e in await events(store, "a")] == ["regenerated"]
     assert [e[2] for e in await events(store, "b")] == ["regenerated"]
@@ -301,7 +301,7 @@ async def test_export_rows_join_bodies_with_current_ratings(store: Store) -> Non
     assert await query(store, sql, 1) == [{"request_id": "good", "request_body": b'{"q": 1}', "rating": 1}]
 
 
-async def test_two_instances_opening_a_blank_schema_together_migrate_once(pg_schemas: Schemas) -> None:  # noqa: F811
+async def test_two_instances_opening_a_blank_schema_together_migrate_once(pg_schemas: Schemas) -> None:
     url = pg_schemas.new_url()
     stores = [PostgresStore(url) for _ in range(3)]
     await asyncio.gather(*(s.open() for s in stores))

@@ -15,9 +15,9 @@ import openai
 import pytest
 from aiohttp import web
 
-from conftest import Gateway, gateway_settings, start_gateway
+from conftest import Chat, Gateway, gateway_settings, start_gateway
 
-CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+CHAT: Chat = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 Answer = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
@@ -83,9 +83,11 @@ async def test_interim_answers_before_the_real_one_are_skipped(tmp_path: Path) -
     connections: list[int] = []
     async with raw_upstream(answer, connections) as url, AsyncExitStack() as stack:
         gateway = await gateway_for(stack, tmp_path, url)
-        client = openai.AsyncOpenAI(base_url=gateway.v1, api_key="sk-test", max_retries=0)
+        client = await stack.enter_async_context(
+            openai.AsyncOpenAI(base_url=gateway.v1, api_key="sk-test", max_retries=0)
+        )
         for _ in range(2):
-            raw = await client.chat.completions.with_raw_response.create(**CHAT)  # type: ignore[arg-type]
+            raw = await client.chat.completions.with_raw_response.create(**CHAT)
             assert raw.status_code == 200 and raw.parse().choices[0].message.content == "after-hints"
         row = await gateway.row(raw.headers["helicone-id"])
         assert row["status"] == 200 and row["total_tokens"] == 4
@@ -101,9 +103,11 @@ async def test_an_upstream_that_answers_twice_loses_its_connection(tmp_path: Pat
     connections: list[int] = []
     async with raw_upstream(answer, connections) as url, AsyncExitStack() as stack:
         gateway = await gateway_for(stack, tmp_path, url)
-        client = openai.AsyncOpenAI(base_url=gateway.v1, api_key="sk-test", max_retries=0)
+        client = await stack.enter_async_context(
+            openai.AsyncOpenAI(base_url=gateway.v1, api_key="sk-test", max_retries=0)
+        )
         for _ in range(3):
-            reply = await client.chat.completions.create(**CHAT)  # type: ignore[arg-type]
+            reply = await client.chat.completions.create(**CHAT)
             assert reply.choices[0].message.content == "asked"
             await asyncio.sleep(0.05)  # let the stray answer arrive while the connection is idle
         assert len(connections) == 3
@@ -121,8 +125,10 @@ async def test_upstream_going_quiet_mid_stream_is_logged_as_a_timeout(tmp_path: 
     connections: list[int] = []
     async with raw_upstream(answer, connections) as url, AsyncExitStack() as stack:
         gateway = await gateway_for(stack, tmp_path, url, upstream_read_timeout_s=0.3)
-        client = openai.AsyncOpenAI(base_url=gateway.v1, api_key="sk-test", max_retries=0)
-        stream = await client.chat.completions.create(**CHAT, stream=True)  # type: ignore[arg-type]
+        client = await stack.enter_async_context(
+            openai.AsyncOpenAI(base_url=gateway.v1, api_key="sk-test", max_retries=0)
+        )
+        stream = await client.chat.completions.create(**CHAT, stream=True)
         request_id = stream.response.headers["helicone-id"]
         received = []
         with pytest.raises(openai.APIError):

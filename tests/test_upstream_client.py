@@ -17,36 +17,36 @@ import openai
 import pytest
 from aiohttp import web
 
-from conftest import Gateway, gateway_settings, start_gateway
+from conftest import Chat, Gateway, gateway_settings, start_gateway
 from fakes import FakeUpstream, openai_app
 from feedgate.upstream.client import UpstreamClient
 from serving import wait_ready
 from tcpproxy import free_port
 
-CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "echo: pooled"}]}
+CHAT: Chat = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "echo: pooled"}]}
 
 
 async def test_calls_share_one_upstream_connection(gateway: Gateway, fake: FakeUpstream) -> None:
-    client = openai.AsyncOpenAI(base_url=gateway.v1, api_key="sk-test", max_retries=0)
-    for _ in range(4):
-        await client.chat.completions.create(**CHAT)  # type: ignore[arg-type]
-    stream = await client.chat.completions.create(**CHAT, stream=True)  # type: ignore[arg-type]
-    assert "".join([c.choices[0].delta.content or "" async for c in stream if c.choices]) == "pooled"
-    await client.embeddings.create(model="text-embedding-3-small", input="x")
+    async with openai.AsyncOpenAI(base_url=gateway.v1, api_key="sk-test", max_retries=0) as client:
+        for _ in range(4):
+            await client.chat.completions.create(**CHAT)
+        stream = await client.chat.completions.create(**CHAT, stream=True)
+        assert "".join([c.choices[0].delta.content or "" async for c in stream if c.choices]) == "pooled"
+        await client.embeddings.create(model="text-embedding-3-small", input="x")
     assert len(fake.received) == 6
     assert len({r.peer for r in fake.received}) == 1, "each call opened a new upstream connection"
 
 
 async def test_concurrent_calls_get_their_own_connections_then_reuse_them(gateway: Gateway, fake: FakeUpstream) -> None:
-    client = openai.AsyncOpenAI(base_url=gateway.v1, api_key="sk-test", max_retries=0)
-    answers = await asyncio.gather(
-        *(client.chat.completions.create(**CHAT, extra_headers={"X-Fake-Behavior": "slow:100"}) for _ in range(3))  # type: ignore[call-overload]
-    )
-    assert [a.choices[0].message.content for a in answers] == ["pooled"] * 3
-    first_wave = {r.peer for r in fake.received}
-    assert len(first_wave) == 3
-    for _ in range(3):
-        await client.chat.completions.create(**CHAT)  # type: ignore[arg-type]
+    async with openai.AsyncOpenAI(base_url=gateway.v1, api_key="sk-test", max_retries=0) as client:
+        answers = await asyncio.gather(
+            *(client.chat.completions.create(**CHAT, extra_headers={"X-Fake-Behavior": "slow:100"}) for _ in range(3))
+        )
+        assert [a.choices[0].message.content for a in answers] == ["pooled"] * 3
+        first_wave = {r.peer for r in fake.received}
+        assert len(first_wave) == 3
+        for _ in range(3):
+            await client.chat.completions.create(**CHAT)
     assert {r.peer for r in fake.received[3:]} <= first_wave
 
 
@@ -60,10 +60,12 @@ async def test_upstream_closing_an_idle_connection_costs_no_call(tmp_path: Path,
     try:
         async with AsyncExitStack() as stack:
             gateway = await start_gateway(stack, gateway_settings(tmp_path, url))
-            client = openai.AsyncOpenAI(base_url=gateway.v1, api_key="sk-test", max_retries=0)
-            await client.chat.completions.create(**CHAT)  # type: ignore[arg-type]
+            client = await stack.enter_async_context(
+                openai.AsyncOpenAI(base_url=gateway.v1, api_key="sk-test", max_retries=0)
+            )
+            await client.chat.completions.create(**CHAT)
             await asyncio.sleep(0.3)
-            answer = await client.chat.completions.create(**CHAT)  # type: ignore[arg-type]
+            answer = await client.chat.completions.create(**CHAT)
             assert answer.choices[0].message.content == "pooled"
             assert len({r.peer for r in fake.received}) == 2
     finally:
@@ -128,8 +130,10 @@ async def test_answer_delimited_by_closing_the_connection(tmp_path: Path) -> Non
     server, url = await _serve_raw(head + body)
     async with server, AsyncExitStack() as stack:
         gateway = await start_gateway(stack, gateway_settings(tmp_path, url))
-        client = openai.AsyncOpenAI(base_url=gateway.v1, api_key="sk-test", max_retries=0)
-        raw = await client.chat.completions.with_raw_response.create(**CHAT)  # type: ignore[arg-type]
+        client = await stack.enter_async_context(
+            openai.AsyncOpenAI(base_url=gateway.v1, api_key="sk-test", max_retries=0)
+        )
+        raw = await client.chat.completions.with_raw_response.create(**CHAT)
         assert raw.parse().choices[0].message.content == "till eof"
         row = await gateway.row(raw.headers["helicone-id"])
         assert row["response_body"] == body and row["total_tokens"] == 5 and row["status"] == 200
@@ -139,9 +143,11 @@ async def test_malformed_answer_is_a_502_and_logged(tmp_path: Path) -> None:
     server, url = await _serve_raw(b"HTTP/1.1 200 OK\r\nContent-Length: nonsense\r\n\r\n{}")
     async with server, AsyncExitStack() as stack:
         gateway = await start_gateway(stack, gateway_settings(tmp_path, url))
-        client = openai.AsyncOpenAI(base_url=gateway.v1, api_key="sk-test", max_retries=0)
+        client = await stack.enter_async_context(
+            openai.AsyncOpenAI(base_url=gateway.v1, api_key="sk-test", max_retries=0)
+        )
         with pytest.raises(openai.APIStatusError) as caught:
-            await client.chat.completions.create(**CHAT)  # type: ignore[arg-type]
+            await client.chat.completions.create(**CHAT)
         assert caught.value.status_code == 502
         row = await gateway.row(caught.value.response.headers["helicone-id"])
         assert row["error_type"] == "upstream_unreachable" and "malformed" in row["error_message"]
@@ -185,9 +191,11 @@ async def test_https_upstream_verified_against_the_system_trust_store(
     monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
     async with AsyncExitStack() as stack:
         gateway = await start_gateway(stack, gateway_settings(tmp_path, tls_upstream))
-        client = openai.AsyncOpenAI(base_url=gateway.v1, api_key="sk-test", max_retries=0)
+        client = await stack.enter_async_context(
+            openai.AsyncOpenAI(base_url=gateway.v1, api_key="sk-test", max_retries=0)
+        )
         for _ in range(2):
-            stream = await client.chat.completions.create(**CHAT, stream=True)  # type: ignore[arg-type]
+            stream = await client.chat.completions.create(**CHAT, stream=True)
             assert "".join([c.choices[0].delta.content or "" async for c in stream if c.choices]) == "pooled"
         assert len({r.peer for r in fake.received}) == 1  # TLS connections are pooled too
 
@@ -197,9 +205,11 @@ async def test_https_upstream_with_an_untrusted_certificate_is_refused(
 ) -> None:
     async with AsyncExitStack() as stack:
         gateway = await start_gateway(stack, gateway_settings(tmp_path, tls_upstream))
-        client = openai.AsyncOpenAI(base_url=gateway.v1, api_key="sk-test", max_retries=0)
+        client = await stack.enter_async_context(
+            openai.AsyncOpenAI(base_url=gateway.v1, api_key="sk-test", max_retries=0)
+        )
         with pytest.raises(openai.APIStatusError) as caught:
-            await client.chat.completions.create(**CHAT)  # type: ignore[arg-type]
+            await client.chat.completions.create(**CHAT)
         assert caught.value.status_code == 502
         assert "certificate" in caught.value.message.lower()
         assert not fake.received
@@ -222,14 +232,16 @@ async def test_served_gateway_streams_from_an_https_upstream(
     )
     try:
         await wait_ready(f"http://127.0.0.1:{port}", proc)
-        client = openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="sk-test", max_retries=0)
-        for _ in range(2):
-            stream = await client.chat.completions.create(**CHAT, stream=True)  # type: ignore[arg-type]
-            assert "".join([c.choices[0].delta.content or "" async for c in stream if c.choices]) == "pooled"
-        # About 1.5 MB of JSON: many TLS records, read in many pieces.
-        embedded = await client.embeddings.create(model="text-embedding-3-small", input=["x"] * 300, dimensions=256)
-        assert len(embedded.data) == 300 and all(len(e.embedding) == 256 for e in embedded.data)
-        assert len({r.peer for r in fake.received}) == 1
+        async with openai.AsyncOpenAI(
+            base_url=f"http://127.0.0.1:{port}/v1", api_key="sk-test", max_retries=0
+        ) as client:
+            for _ in range(2):
+                stream = await client.chat.completions.create(**CHAT, stream=True)
+                assert "".join([c.choices[0].delta.content or "" async for c in stream if c.choices]) == "pooled"
+            # About 1.5 MB of JSON: many TLS records, read in many pieces.
+            embedded = await client.embeddings.create(model="text-embedding-3-small", input=["x"] * 300, dimensions=256)
+            assert len(embedded.data) == 300 and all(len(e.embedding) == 256 for e in embedded.data)
+            assert len({r.peer for r in fake.received}) == 1
     finally:
         proc.send_signal(signal.SIGTERM)
         await proc.wait()
