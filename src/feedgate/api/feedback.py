@@ -1,4 +1,4 @@
-"""Helicone's feedback API, and feedgate's additions: read, clear, signals, sessions, batches.
+"""Helicone's feedback API, and feedgate's additions: read, clear, signals, sessions, batches, removing scores.
 
 Every write goes through the single writer and is awaited, so a 2xx means it is committed. Feedback never
 needs its request row to exist yet: it is stored by request ID and linked whenever that row lands. The
@@ -19,6 +19,7 @@ from feedgate.api.feedback_models import (
     FeedbackIn,
     LegacyFeedbackIn,
     PropertyIn,
+    ScoreNamesIn,
     ScoresIn,
     SessionFeedbackIn,
     describe,
@@ -29,7 +30,7 @@ from feedgate.api.results import commit, json_body, ok
 from feedgate.appkeys import INFLIGHT, STORE, WRITER
 from feedgate.errors import BadRequest
 from feedgate.request_ids import check_id
-from feedgate.store.ops import PutFeedback, PutProperty, PutScores, WriteOp
+from feedgate.store.ops import DeleteScores, PutFeedback, PutProperty, PutScores, WriteOp
 from feedgate.store.reads.feedback import feedback_state, session_request_count
 
 routes = web.RouteTableDef()
@@ -96,6 +97,26 @@ async def post_scores(request: web.Request) -> web.Response:
     body = parse(ScoresIn, await json_body(request))
     await commit(request, PutScores(request_id, score_types(body.scores)))
     return await _answer_for(request, request_id)
+
+
+@routes.delete("/v1/request/{request_id}/score")
+async def delete_scores(request: web.Request) -> web.Response:
+    """Remove the named scores (body ``{"names": [...]}`` and/or ``?name=``), or all without names.
+
+    Helicone has no such route. A name the request has no score for is not an error: afterwards it has
+    none either way, so a retried call answers the same.
+    """
+    request_id = check_id(request.match_info["request_id"])
+    unknown = sorted(set(request.query) - {"name"})
+    if unknown:
+        raise BadRequest(f"unknown parameter {unknown[0][:64]!r}; allowed: name")
+    names = list(request.query.getall("name", []))
+    if (await request.read()).strip():
+        names += parse(ScoreNamesIn, await json_body(request)).names
+    if names:
+        names = parse(ScoreNamesIn, {"names": names}).names
+    await commit(request, DeleteScores(request_id, tuple(dict.fromkeys(names)) or None))
+    return ok(None)
 
 
 @routes.put("/v1/request/{request_id}/property")

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, TypeVar
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from feedgate.api.fields import ScoreValue
 from feedgate.errors import Unprocessable
 
 SIGNALS = (
@@ -22,7 +23,6 @@ SIGNALS = (
 )
 MAX_METADATA_BYTES = 8192
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\- ]+$")]
-ScoreValue = StrictBool | StrictInt | StrictFloat
 
 
 class _Strict(BaseModel):
@@ -59,6 +59,12 @@ class FeedbackIn(_Strict):
 
 class ScoresIn(_Strict):
     scores: dict[Name, ScoreValue] = Field(min_length=1, max_length=100)
+
+
+class ScoreNamesIn(_Strict):
+    """Which scores ``DELETE /v1/request/{id}/score`` removes; without names, all of that request's."""
+
+    names: list[Name] = Field(min_length=1, max_length=100)
 
 
 class PropertyIn(_Strict):

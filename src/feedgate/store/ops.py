@@ -91,6 +91,14 @@ class PutScores:
 
 
 @dataclass(slots=True)
+class DeleteScores:
+    """Remove a request's scores: those named, or (``names`` None) all of them. Unknown names change nothing."""
+
+    request_id: str
+    names: tuple[str, ...] | None = None
+
+
+@dataclass(slots=True)
 class PutProperty:
     request_id: str
     key: str
@@ -177,4 +185,4 @@ class RecordAlerts:
 
 
 DatasetOp = CreateDataset | MutateDataset | DeleteDataset | RecordAlerts
-WriteOp = InsertRequest | PutFeedback | PutScores | PutProperty | PutCacheEntry | DropPending | DatasetOp
+WriteOp = InsertRequest | PutFeedback | PutScores | DeleteScores | PutProperty | PutCacheEntry | DropPending | DatasetOp
