@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from feedgate.analysis.export_run import Export, Spool, check_format, check_split
 from feedgate.analysis.reports import require_properties
 from feedgate.analysis.selection import Selection, integer, number, parse_selection, single
+from feedgate.api.fields import JsonObject, Text
 from feedgate.api.results import commit, json_body, ok
 from feedgate.appkeys import STORE
 from feedgate.errors import BadRequest, NotFound, validation_message
@@ -45,9 +46,9 @@ class _Body(BaseModel):
 
 
 class HeliconeDatasetIn(_Body):
-    datasetName: str = Field(min_length=1, max_length=200)  # noqa: N815 (Helicone's names)
+    datasetName: Text = Field(min_length=1, max_length=200)  # noqa: N815 (Helicone's names)
     requestIds: list[str] = Field(default_factory=list, max_length=MAX_IDS)  # noqa: N815
-    meta: dict[str, Any] | None = None
+    meta: JsonObject | None = None
 
 
 class MutateIn(_Body):
@@ -67,7 +68,7 @@ class ListIn(_Body):
 class DatasetIn(Selection):
     """A dataset snapshot: a name, and a Helicone filter tree and/or the simple filters, as sent."""
 
-    name: str = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=200)
     filter: Any = "all"
 
 

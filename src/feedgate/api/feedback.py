@@ -164,13 +164,14 @@ async def post_batch(request: web.Request) -> web.Response:
         try:
             item = BatchItem.model_validate(raw)
             check_id(item.request_id)
+            # Checked here too, as a single rating would be: an invalid item is that item's result alone.
+            feedback = item.feedback()
         except ValidationError as exc:
             results.append(_invalid(request_id, describe(exc)))
             continue
         except BadRequest as exc:
             results.append(_invalid(request_id, str(exc)))
             continue
-        feedback = item.feedback()
         if feedback is not None:
             ops.append(_feedback_op("request", item.request_id, feedback))
         if item.scores:

@@ -8,13 +8,21 @@ that meets it, is far worse. The limits, and why each one:
   type, is within +-2**53: an integer there is exact in a double (beyond it, 2**53 + 1 would come back as
   2**53), and the sums stats take stay finite (PostgreSQL raises on a double overflowing, so two scores
   near the double's maximum would make every stats page fail there).
+* Text columns of PostgreSQL cannot hold the NUL character; SQLite can, but refusing it on both keeps the
+  two stores alike. JSON text is not affected: a NUL inside a JSON string is written as ``\\u0000``.
+* JSON the API keeps (feedback metadata, dataset meta) is nested at most ``MAX_JSON_DEPTH`` levels: it is
+  re-encoded before it is stored, and the encoder stops at 254 levels.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 MAX_EXACT_INT = 2**53
+MAX_JSON_DEPTH = 32
+NUL = "\x00"
+NUL_MESSAGE = "must not contain the NUL character (\\u0000)"
 
 
 def score_problem(value: float) -> str | None:
@@ -23,4 +31,33 @@ def score_problem(value: float) -> str | None:
         return "must be a finite number"
     if not -MAX_EXACT_INT <= value <= MAX_EXACT_INT:
         return f"must be between -{MAX_EXACT_INT} and {MAX_EXACT_INT} (2**53), got {value!r}"
+    return None
+
+
+def json_depth(value: Any, limit: int) -> int:
+    """How deeply ``value`` nests lists and objects (a scalar is 0, ``{}`` is 1), counting at most to ``limit + 1``.
+
+    Iterative, so a value nested far deeper than Python's recursion limit is measured without one.
+    """
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        depth += 1
+        if depth > limit:
+            return depth
+        deepest = max(deepest, depth)
+        stack.extend((child, depth) for child in children)
+    return deepest
+
+
+def depth_problem(value: Any, limit: int = MAX_JSON_DEPTH) -> str | None:
+    if json_depth(value, limit) > limit:
+        return f"is nested more than {limit} levels deep"
     return None
