@@ -95,7 +95,7 @@ async def _existing(store: Store, ids: list[str]) -> list[str]:
 
 
 async def _dataset(store: Store, dataset_id: str) -> dict[str, Any]:
-    rows = await list_datasets(store, [dataset_id])
+    rows = await list_datasets(store, [check_id(dataset_id, "dataset ID")])
     if not rows:
         raise NotFound(f"no dataset with ID {dataset_id[:80]}")
     return _shape(rows[0])
@@ -128,7 +128,8 @@ async def create_helicone(request: web.Request) -> web.Response:
 @routes.post("/v1/helicone-dataset/query")
 async def query_helicone(request: web.Request) -> web.Response:
     body = _parse(ListIn, await _optional_body(request))
-    rows = await list_datasets(request.app[STORE], body.datasetIds)
+    ids = None if body.datasetIds is None else [check_id(rid, "dataset ID") for rid in body.datasetIds]
+    rows = await list_datasets(request.app[STORE], ids)
     return ok([_shape(row) for row in rows])
 
 

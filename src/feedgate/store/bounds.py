@@ -8,6 +8,8 @@ that meets it, is far worse. The limits, and why each one:
   type, is within +-2**53: an integer there is exact in a double (beyond it, 2**53 + 1 would come back as
   2**53), and the sums stats take stay finite (PostgreSQL raises on a double overflowing, so two scores
   near the double's maximum would make every stats page fail there).
+* Integers compared in SQL (filters) are bound as 64-bit integers by SQLite.
+* Times are ISO 8601 text with a four-digit year, so they sort as text: years 1 to 9999.
 * Text columns of PostgreSQL cannot hold the NUL character; SQLite can, but refusing it on both keeps the
   two stores alike. JSON text is not affected: a NUL inside a JSON string is written as ``\\u0000``.
 * JSON the API keeps (feedback metadata, dataset meta) is nested at most ``MAX_JSON_DEPTH`` levels: it is
@@ -17,10 +19,14 @@ that meets it, is far worse. The limits, and why each one:
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 from typing import Any
 
 MAX_EXACT_INT = 2**53
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MAX_JSON_DEPTH = 32
+EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
 NUL = "\x00"
 NUL_MESSAGE = "must not contain the NUL character (\\u0000)"
 
@@ -60,4 +66,11 @@ def json_depth(value: Any, limit: int) -> int:
 def depth_problem(value: Any, limit: int = MAX_JSON_DEPTH) -> str | None:
     if json_depth(value, limit) > limit:
         return f"is nested more than {limit} levels deep"
+    return None
+
+
+def moment_problem(moment: datetime) -> str | None:
+    """Why an aware time cannot be written as the stores' text, or None."""
+    if not EARLIEST <= moment <= LATEST:
+        return "must be between the years 1 and 9999"
     return None
