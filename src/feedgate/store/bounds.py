@@ -8,6 +8,7 @@ that meets it, is far worse. The limits, and why each one:
   type, is within +-2**53: an integer there is exact in a double (beyond it, 2**53 + 1 would come back as
   2**53), and the sums stats take stay finite (PostgreSQL raises on a double overflowing, so two scores
   near the double's maximum would make every stats page fail there).
+* Token counts are ``INTEGER`` columns, which PostgreSQL keeps in 32 bits.
 * Integers compared in SQL (filters) are bound as 64-bit integers by SQLite.
 * Times are ISO 8601 text with a four-digit year, so they sort as text: years 1 to 9999.
 * Text columns of PostgreSQL cannot hold the NUL character; SQLite can, but refusing it on both keeps the
@@ -24,9 +25,11 @@ from typing import Any
 
 MAX_EXACT_INT = 2**53
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+INT32_MAX = 2**31 - 1
 MAX_JSON_DEPTH = 32
 EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
 LATEST = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+LATEST_EPOCH_S = 253402300799  # 9999-12-31T23:59:59Z, the last whole second the stores' text can hold
 NUL = "\x00"
 NUL_MESSAGE = "must not contain the NUL character (\\u0000)"
 
@@ -66,6 +69,24 @@ def json_depth(value: Any, limit: int) -> int:
 def depth_problem(value: Any, limit: int = MAX_JSON_DEPTH) -> str | None:
     if json_depth(value, limit) > limit:
         return f"is nested more than {limit} levels deep"
+    return None
+
+
+def first_nul(value: Any, where: str) -> str | None:
+    """The path (``where.key.0``) of the first string or key holding a NUL in a parsed JSON value, or None."""
+    stack: list[tuple[Any, str]] = [(value, where)]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str):
+            if NUL in item:
+                return path
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if NUL in key:
+                    return path
+                stack.append((child, f"{path}.{key}"))
+        elif isinstance(item, list):
+            stack.extend((child, f"{path}.{index}") for index, child in enumerate(item))
     return None
 
 
