@@ -17,12 +17,13 @@ from collections.abc import AsyncIterator, Iterable
 import aiohttp
 from aiohttp import web
 
-from feedgate.api import datasets, feedback, health, manual_log, query, requests, stats
+from feedgate.api import datasets, feedback, health, manual_log, openapi, query, requests, stats
 from feedgate.appkeys import (
     ACCESS_LINES,
     CACHE,
     HTTP,
     INFLIGHT,
+    OPENAPI,
     PRICES,
     PROVIDERS,
     RATE_LIMITER,
@@ -152,6 +153,7 @@ def create_app(settings: Settings) -> web.Application:
     app[REQUEST_IDS] = RequestIds()
     app[RATE_LIMITER] = RateLimiter()
     app[ACCESS_LINES] = AccessLines(logging.getLogger("feedgate.access"))
+    app[OPENAPI] = openapi.openapi_bytes()
     app.cleanup_ctx.append(_shared_state_ctx)
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_pending_sweeper_ctx)
@@ -162,6 +164,7 @@ def create_app(settings: Settings) -> web.Application:
     router = app.router
     router.add_get("/healthz", health.healthz)
     router.add_get("/readyz", health.readyz)
+    router.add_get("/openapi.json", openapi.get_openapi)
     router.add_get("/v1/request/{request_id}", requests.get_request)
     for routes in API_ROUTES:
         router.add_routes(routes)

@@ -40,5 +40,6 @@ SHARED_STATE: web.AppKey[SharedState] = web.AppKey("shared_state")
 CACHE: web.AppKey[CacheBackend] = web.AppKey("cache")
 REQUEST_IDS: web.AppKey[RequestIds] = web.AppKey("request_ids")
 ACCESS_LINES: web.AppKey[AccessLines] = web.AppKey("access_lines")
+OPENAPI: web.AppKey[bytes] = web.AppKey("openapi")  # the OpenAPI document, encoded once at start
 
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")

@@ -17,7 +17,7 @@ log = logging.getLogger("feedgate")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 PROXY_ROUTES = frozenset({"proxy", "proxy-provider", AZURE_ROUTE})
-OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json"})
 
 
 def is_proxied(request: web.Request) -> bool:

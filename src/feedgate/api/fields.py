@@ -33,8 +33,8 @@ def _shallow(value: Any) -> Any:
     return value
 
 
-# Text that goes into a text column.
-Text = Annotated[str, AfterValidator(_no_nul)]
+# Text that goes into a text column. The pattern only tells the OpenAPI document; _no_nul checks.
+Text = Annotated[str, AfterValidator(_no_nul), Field(json_schema_extra={"pattern": "^[^\\u0000]*$"})]
 # A score: its type is kept (bool, int or float), its value within +-2**53 (see store/bounds.py).
 ScoreValue = Annotated[
     StrictBool | StrictInt | StrictFloat,
