@@ -7,8 +7,10 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
+from yarl import URL
 
 from conftest import Gateway
+from fakes import FakeUpstream
 
 
 def nested(depth: int) -> Any:
@@ -145,3 +147,22 @@ async def test_a_nul_character_is_refused_naming_the_field_on_both_stores(
     body = {"rating": True, "signal": "copied", "metadata": {"raw": "a\x00b"}}
     assert (await call(http, "POST", f"{v1}/request/nul/feedback", body))[0] == 202
     assert (await state(http, either_gateway, "nul"))["signals"][0]["metadata"] == {"raw": "a\x00b"}
+
+
+@pytest.mark.parametrize("raw_id", ["%7B", "a%7D", "a%2Fb", "%7Bx%7D"])
+async def test_a_malformed_id_in_a_feedback_or_dataset_path_is_a_400_and_never_reaches_the_provider(
+    gateway: Gateway, fake: FakeUpstream, http: aiohttp.ClientSession, raw_id: str
+) -> None:
+    """aiohttp's default route pattern stops at { and }: such an ID fell through to the proxy's catch-all."""
+    for method, path in [
+        ("POST", f"/v1/request/{raw_id}/feedback"),
+        ("GET", f"/v1/request/{raw_id}"),
+        ("DELETE", f"/v1/request/{raw_id}/score"),
+        ("POST", f"/v1/session/{raw_id}/feedback"),
+        ("GET", f"/v1/datasets/{raw_id}/export"),
+        ("POST", f"/v1/helicone-dataset/{raw_id}/count"),
+    ]:
+        async with http.request(method, URL(gateway.url + path, encoded=True), json={"rating": True}) as r:
+            answer = await r.json()
+            assert r.status == 400 and answer["data"] is None and "invalid" in answer["error"], (path, answer)
+    assert fake.received == []

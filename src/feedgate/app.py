@@ -165,7 +165,7 @@ def create_app(settings: Settings) -> web.Application:
     router.add_get("/healthz", health.healthz)
     router.add_get("/readyz", health.readyz)
     router.add_get("/openapi.json", openapi.get_openapi)
-    router.add_get("/v1/request/{request_id}", requests.get_request)
+    router.add_get("/v1/request/{request_id:[^/]+}", requests.get_request)
     for routes in API_ROUTES:
         router.add_routes(routes)
     router.add_route("*", "/v1/{tail:.*}", proxy_handler, name="proxy")

@@ -60,6 +60,11 @@ class Chat:
 # --- content helpers ----------------------------------------------------------------
 
 
+def _list(value: Any) -> list[Any]:
+    """``value`` if it is a list, else nothing: logged bodies are whatever the client sent, valid or not."""
+    return value if isinstance(value, list) else []
+
+
 def join_text(content: Any, sep: str) -> str | None:
     """The text parts of ``content`` (a string or a list of parts/blocks) joined by ``sep``."""
     items = [content] if isinstance(content, str) else content if isinstance(content, list) else []
@@ -143,7 +148,7 @@ def _tools(specs: Any) -> list[JSON]:
 
 def _openai_assistant(msg: JSON, legacy_ids: list[str]) -> JSON | None:
     calls: list[JSON] = []
-    for tc in msg.get("tool_calls") or []:
+    for tc in _list(msg.get("tool_calls")):
         fn = tc.get("function") if isinstance(tc, dict) else None
         if isinstance(fn, dict):
             call = _call(str(tc.get("id") or f"call_{len(legacy_ids)}"), fn.get("name"), fn.get("arguments"))
@@ -170,7 +175,7 @@ def _openai_chat(req: JSON, resp: JSON) -> Chat | None:
         return None
     legacy_ids: list[str] = []
     messages: list[JSON] = []
-    for m in req.get("messages") or []:
+    for m in _list(req.get("messages")):
         role = m.get("role") if isinstance(m, dict) else None
         if role in ("system", "developer"):
             text = join_text(m.get("content"), "\n\n")
@@ -221,7 +226,7 @@ def _anthropic_chat(req: JSON, resp: JSON) -> Chat | None:
     system = join_text(req.get("system"), "\n\n")
     if system is not None:
         messages.append({"role": "system", "content": system})
-    for m in req.get("messages") or []:
+    for m in _list(req.get("messages")):
         role = m.get("role") if isinstance(m, dict) else None
         content = m.get("content") if isinstance(m, dict) else None
         if role == "assistant":

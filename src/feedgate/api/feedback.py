@@ -33,6 +33,8 @@ from feedgate.request_ids import check_id
 from feedgate.store.ops import DeleteScores, PutFeedback, PutProperty, PutScores, WriteOp
 from feedgate.store.reads.feedback import feedback_state, session_request_count
 
+# IDs in paths match any one segment ([^/]+; aiohttp's default also stops at { and }), so a malformed ID
+# reaches the handler and its 400, instead of falling through to the proxy's catch-all and the provider.
 routes = web.RouteTableDef()
 
 PENDING = {"status": "pending"}
@@ -68,7 +70,7 @@ def _feedback_op(target_type: str, target_id: str, body: FeedbackIn, source: str
     )
 
 
-@routes.post("/v1/request/{request_id}/feedback")
+@routes.post("/v1/request/{request_id:[^/]+}/feedback")
 async def post_request_feedback(request: web.Request) -> web.Response:
     request_id = check_id(request.match_info["request_id"])
     body = parse(FeedbackIn, await json_body(request))
@@ -76,14 +78,14 @@ async def post_request_feedback(request: web.Request) -> web.Response:
     return await _answer_for(request, request_id)
 
 
-@routes.delete("/v1/request/{request_id}/feedback")
+@routes.delete("/v1/request/{request_id:[^/]+}/feedback")
 async def delete_request_feedback(request: web.Request) -> web.Response:
     request_id = check_id(request.match_info["request_id"])
     await commit(request, PutFeedback("request", request_id, "explicit", None, source="api"))
     return ok(None)
 
 
-@routes.get("/v1/request/{request_id}/feedback")
+@routes.get("/v1/request/{request_id:[^/]+}/feedback")
 async def get_request_feedback(request: web.Request) -> web.Response:
     request_id = check_id(request.match_info["request_id"])
     state = await feedback_state(request.app[STORE], "request", request_id)
@@ -91,7 +93,7 @@ async def get_request_feedback(request: web.Request) -> web.Response:
     return ok(state)
 
 
-@routes.post("/v1/request/{request_id}/score")
+@routes.post("/v1/request/{request_id:[^/]+}/score")
 async def post_scores(request: web.Request) -> web.Response:
     request_id = check_id(request.match_info["request_id"])
     body = parse(ScoresIn, await json_body(request))
@@ -99,7 +101,7 @@ async def post_scores(request: web.Request) -> web.Response:
     return await _answer_for(request, request_id)
 
 
-@routes.delete("/v1/request/{request_id}/score")
+@routes.delete("/v1/request/{request_id:[^/]+}/score")
 async def delete_scores(request: web.Request) -> web.Response:
     """Remove the named scores (body ``{"names": [...]}`` and/or ``?name=``), or all without names.
 
@@ -119,7 +121,7 @@ async def delete_scores(request: web.Request) -> web.Response:
     return ok(None)
 
 
-@routes.put("/v1/request/{request_id}/property")
+@routes.put("/v1/request/{request_id:[^/]+}/property")
 async def put_property(request: web.Request) -> web.Response:
     request_id = check_id(request.match_info["request_id"])
     body = parse(PropertyIn, await json_body(request))
@@ -128,7 +130,7 @@ async def put_property(request: web.Request) -> web.Response:
     return await _answer_for(request, request_id)
 
 
-@routes.post("/v1/session/{session_id}/feedback")
+@routes.post("/v1/session/{session_id:[^/]+}/feedback")
 async def post_session_feedback(request: web.Request) -> web.Response:
     session_id = check_id(request.match_info["session_id"], "session ID")
     body = parse(SessionFeedbackIn, await json_body(request))
@@ -137,7 +139,7 @@ async def post_session_feedback(request: web.Request) -> web.Response:
     return ok(None, status=201)
 
 
-@routes.get("/v1/session/{session_id}/feedback")
+@routes.get("/v1/session/{session_id:[^/]+}/feedback")
 async def get_session_feedback(request: web.Request) -> web.Response:
     session_id = check_id(request.match_info["session_id"], "session ID")
     state = await feedback_state(request.app[STORE], "session", session_id)
