@@ -48,6 +48,9 @@ async def relay_to(url: str) -> TcpProxy:
 class Logged:
     request_id: str
 
+    def held_bytes(self) -> int:
+        return len(self.request_id)
+
 
 def as_row(item: Logged) -> InsertRequest:
     values = dict.fromkeys(REQUEST_COLUMNS)

@@ -2,17 +2,20 @@
 
 Routes, the middleware, and every resource the app holds, each opened and closed by a cleanup context in
 the order below (and closed in reverse): shared state (Redis) first, so an unreachable Redis stops the
-gateway before it opened the store; then the store and its writer, the pending-feedback sweeper, the
-upstream client, and last the access log, so its final lines are written before the closing messages.
+gateway before it opened the store; then the store and its writer (and the spool's leftovers), this run's
+note in the store, the pending-feedback sweeper, the upstream client, and last the access log, so its final
+lines are written before the closing messages.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import re
 from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
 
 import aiohttp
 from aiohttp import web
@@ -27,6 +30,7 @@ from feedgate.appkeys import (
     PROVIDERS,
     RATE_LIMITER,
     REQUEST_IDS,
+    RUNS,
     SETTINGS,
     SHARED_STATE,
     STORE,
@@ -48,6 +52,9 @@ from feedgate.proxy.providers import AZURE_ROUTE, Providers
 from feedgate.request_ids import RequestIds
 from feedgate.store import make_store
 from feedgate.store.pending import sweep_once
+from feedgate.store.runs import BEAT_S, Runs
+from feedgate.store.spool import Spool, recover
+from feedgate.store.utc import utc_text
 from feedgate.store.writer import Writer
 from feedgate.upstream.client import UpstreamClient
 
@@ -78,15 +85,24 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     store = make_store(settings)
     await store.open()
+    spool: Spool[Exchange] | None = None
+    leftover: list[Exchange] = []
+    if settings.database.spool:
+        spool = Spool(Path(settings.database.spool), Exchange.to_bytes, Exchange.from_bytes)
+        leftover = spool.open()
     writer: Writer[Exchange] = Writer(
         store,
         functools.partial(build_row, prices=app[PRICES]),
         queue_size=settings.database.queue_size,
+        queue_max_bytes=settings.database.queue_max_bytes,
         batch_max=settings.database.batch_max,
         batch_wait_s=settings.database.batch_wait_ms / 1000.0,
+        spool=spool,
     )
     writer.start()
     app[STORE], app[WRITER] = store, writer
+    if spool is not None and leftover:
+        await recover(spool, leftover, store, writer.log, lambda e: (e.request_id, utc_text(e.started_at)))
     shared = app[SHARED_STATE]
     cache: CacheBackend = RedisCache(shared) if isinstance(shared, RedisState) else StoreCache(store, writer)
     app[CACHE] = cache
@@ -103,6 +119,32 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         stats.dropped_store_error,
     )
     await store.close()
+
+
+async def _runs_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Note this run in the store, say which earlier runs stopped uncleanly, and keep saying we are alive."""
+    runs = app[RUNS]
+    store, writer = app[STORE], app[WRITER]
+    spooled = writer.spool is not None
+
+    async def note(*, stopped: bool = False) -> None:
+        report = None if stopped else await runs.find_unclean(store, spooled=spooled)
+        await writer.submit([runs.record(stopped=stopped), *([report] if report else [])], timeout=BEAT_S)
+
+    async def beat_forever() -> None:
+        while True:
+            try:
+                await note()
+            except Exception as exc:  # the writer counts store failures; this only must not stop beating
+                log.debug("run heartbeat not written: %s: %s", type(exc).__name__, exc)
+            await asyncio.sleep(BEAT_S)
+
+    task = asyncio.create_task(beat_forever(), name="feedgate-run-heartbeat")
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    with contextlib.suppress(Exception):  # unwritten, the stop is what the next start reports: rightly so
+        await note(stopped=True)
 
 
 async def _pending_sweeper_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -151,9 +193,11 @@ def create_app(settings: Settings) -> web.Application:
     app[INFLIGHT] = Inflight()
     app[REQUEST_IDS] = RequestIds()
     app[RATE_LIMITER] = RateLimiter()
+    app[RUNS] = Runs()
     app[ACCESS_LINES] = AccessLines(logging.getLogger("feedgate.access"))
     app.cleanup_ctx.append(_shared_state_ctx)
     app.cleanup_ctx.append(_store_ctx)
+    app.cleanup_ctx.append(_runs_ctx)
     app.cleanup_ctx.append(_pending_sweeper_ctx)
     app.cleanup_ctx.append(_http_ctx)
     app.cleanup_ctx.append(_access_log_ctx)

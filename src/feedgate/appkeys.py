@@ -24,12 +24,14 @@ if TYPE_CHECKING:
     from feedgate.proxy.providers import Providers
     from feedgate.request_ids import RequestIds
     from feedgate.store.protocol import Store
+    from feedgate.store.runs import Runs
     from feedgate.store.writer import Writer
     from feedgate.upstream.client import UpstreamClient
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 STORE: web.AppKey[Store] = web.AppKey("store")
 WRITER: web.AppKey[Writer[Exchange]] = web.AppKey("writer")
+RUNS: web.AppKey[Runs] = web.AppKey("runs")
 HTTP: web.AppKey[aiohttp.ClientSession] = web.AppKey("http")  # feedgate's own outbound calls (webhooks)
 UPSTREAM: web.AppKey[UpstreamClient] = web.AppKey("upstream")
 INFLIGHT: web.AppKey[Inflight] = web.AppKey("inflight")

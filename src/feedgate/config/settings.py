@@ -36,6 +36,7 @@ class ServerSettings(_Section):
     upstream_read_timeout_s: float = Field(
         600.0, gt=0, description="Longest silence from a provider (between bytes) before a 504."
     )
+    readyz_timeout_s: float = Field(2.0, gt=0, description="Longest /readyz waits for the store before it answers 503.")
     allow_open_bind: bool = Field(
         False,
         description="Allow listening on a non-loopback address with no auth keys configured.",
@@ -49,6 +50,16 @@ class DatabaseSettings(_Section):
     )
     queue_size: int = Field(
         50_000, ge=1, description="Log records held in memory while the writer catches up; beyond: counted loss."
+    )
+    queue_max_bytes: int = Field(
+        256 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="Bytes of bodies those records may hold in memory; beyond: counted loss, like queue_size.",
+    )
+    spool: str | None = Field(
+        None,
+        description="Directory where each log record is also written until the store has it, so a crash (kill "
+        "-9) loses none: the next start writes them. Costs one write system call per request. Unset: off.",
     )
     batch_max: int = Field(1000, ge=1, description="Most records the writer puts in one transaction.")
     batch_wait_ms: float = Field(
@@ -108,6 +119,12 @@ class FeedbackSettings(_Section):
     )
     regenerate_window_s: float = Field(
         600.0, ge=0, description="A conversation sent again within this window marks the earlier answer."
+    )
+    store_timeout_s: float = Field(
+        2.0,
+        gt=0,
+        le=60,
+        description="How long a feedback write waits for the store before it is withdrawn and answered 503.",
     )
 
 

@@ -6,8 +6,13 @@ Everything derived from it (model, tokens, the reassembled stream, cost) is comp
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from multidict import CIMultiDict
 
 
 @dataclass(slots=True)
@@ -34,3 +39,67 @@ class Exchange:
     extra_properties: dict[str, str] = field(default_factory=dict)
     # True when feedgate made the ID up: then it cannot have been logged before, and is attempt 1.
     fresh_id: bool = False
+
+    def held_bytes(self) -> int:
+        """About how much memory this exchange holds while it waits to be logged: its bodies."""
+        return len(self.request_body) + sum(map(len, self.response_chunks))
+
+    def to_bytes(self) -> bytes:
+        """The exchange as bytes for the spool (``store/spool.py``); ``from_bytes`` reads it back."""
+        meta = {
+            "request_id": self.request_id,
+            "started_at": self.started_at,
+            "provider": self.provider,
+            "provider_kind": self.provider_kind,
+            "method": self.method,
+            "path": self.path,
+            "query": self.query,
+            "target_url": self.target_url,
+            "request_headers": list(self.request_headers.items()),
+            "status": self.status,
+            "response_headers": None if self.response_headers is None else list(self.response_headers.items()),
+            "is_stream": self.is_stream,
+            "duration_ms": self.duration_ms,
+            "ttft_ms": self.ttft_ms,
+            "error_type": self.error_type,
+            "error_message": self.error_message,
+            "cache_reference_id": self.cache_reference_id,
+            "extra_properties": self.extra_properties,
+            "fresh_id": self.fresh_id,
+            "request_bytes": len(self.request_body),
+        }
+        try:
+            head = orjson.dumps(meta)
+        except TypeError:  # a header or message holding bytes that are not UTF-8 (kept as lone surrogates)
+            head = orjson.dumps(_utf8(meta))
+        return b"".join((_HEAD.pack(len(head)), head, self.request_body, *self.response_chunks))
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Exchange:
+        (head_length,) = _HEAD.unpack_from(data)
+        start = _HEAD.size + head_length
+        meta = orjson.loads(data[_HEAD.size : start])
+        body_end = start + meta.pop("request_bytes")
+        request_headers = CIMultiDict(meta.pop("request_headers"))
+        response_headers = meta.pop("response_headers")
+        return cls(
+            **meta,
+            request_headers=request_headers,
+            request_body=data[start:body_end],
+            response_headers=None if response_headers is None else CIMultiDict(response_headers),
+            response_chunks=[data[body_end:]] if body_end < len(data) else [],
+        )
+
+
+_HEAD = struct.Struct(">I")
+
+
+def _utf8(value: Any) -> Any:
+    """``value`` with every string made valid UTF-8 (undecodable bytes become U+FFFD)."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    if isinstance(value, list | tuple):
+        return [_utf8(item) for item in value]
+    if isinstance(value, dict):
+        return {_utf8(key): _utf8(item) for key, item in value.items()}
+    return value

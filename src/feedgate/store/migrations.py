@@ -232,6 +232,25 @@ migration(
 )
 
 
+# Each gateway process notes its run: when it started, when it was last seen alive, and when it stopped.
+# A run that never stopped cleanly may have lost the log records it held in memory (store/runs.py): the
+# next start, or any instance on the same store, finds it and says so.
+_RUNS = """
+CREATE TABLE feedgate_runs (
+    run_id TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    started_utc TEXT NOT NULL,
+    seen_utc TEXT NOT NULL,
+    stopped_utc TEXT,
+    reported_utc TEXT
+);
+CREATE INDEX feedgate_runs_open ON feedgate_runs (stopped_utc, reported_utc);
+"""
+
+migration("m008_runs", sqlite=_RUNS, postgres=_RUNS)
+
+
 def statements(sql: str) -> list[str]:
     """Split a step into statements (the steps hold no semicolons inside literals)."""
     return [part.strip() for part in sql.split(";") if part.strip()]

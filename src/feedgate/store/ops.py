@@ -176,5 +176,26 @@ class RecordAlerts:
     datetime_utc: str = field(default_factory=utc_text)
 
 
+@dataclass(slots=True)
+class RecordRun:
+    """This process's run in ``feedgate_runs``: started, still alive (``seen_utc``), or stopped cleanly."""
+
+    run_id: str
+    host: str
+    pid: int
+    started_utc: str
+    seen_utc: str
+    stopped_utc: str | None = None
+
+
+@dataclass(slots=True)
+class ReportRuns:
+    """Runs found stopped uncleanly, now reported, so no later start reports them again."""
+
+    run_ids: list[str]
+    reported_utc: str
+
+
 DatasetOp = CreateDataset | MutateDataset | DeleteDataset | RecordAlerts
-WriteOp = InsertRequest | PutFeedback | PutScores | PutProperty | PutCacheEntry | DropPending | DatasetOp
+RunOp = RecordRun | ReportRuns
+WriteOp = InsertRequest | PutFeedback | PutScores | PutProperty | PutCacheEntry | DropPending | DatasetOp | RunOp
