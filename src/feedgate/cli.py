@@ -18,7 +18,7 @@ import yaml
 
 from feedgate.config import Settings, dotted_overrides, load_settings, masked
 from feedgate.errors import ConfigError, SharedStateUnreachable, StoreUnreachable
-from feedgate.ops.access_log import AccessLogger, LineFormatter
+from feedgate.ops.access_log import AccessLogger, LineFormatter, MalformedRequests
 
 log = logging.getLogger("feedgate")
 EXIT_CONFIG = 2
@@ -163,5 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(LineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S"))
     logging.basicConfig(level=settings.log_level.upper(), handlers=[handler])
+    logging.getLogger("aiohttp.server").addFilter(MalformedRequests())
+    # At debug level aiosqlite logs every statement with its parameters: the logged bodies themselves.
+    logging.getLogger("aiosqlite").setLevel(logging.INFO)
     run: Command = args.run
     return run(args, settings)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
+from urllib.parse import unquote
 
 from aiohttp import web
 
 from feedgate.appkeys import PROVIDERS, REQUEST_ID, REQUEST_IDS, SETTINGS
-from feedgate.errors import FeedgateError, NotFound, PayloadTooLarge, Unauthorized, to_response
+from feedgate.errors import BadRequest, FeedgateError, NotFound, PayloadTooLarge, Unauthorized, to_response
 from feedgate.proxy.providers import AZURE_ROUTE
 from feedgate.request_ids import choose_request_id
 
@@ -41,7 +42,7 @@ def _check_key(request: web.Request, proxied: bool) -> None:
         given = _key_in_provider_header(request)
     if given is None:
         raise Unauthorized(f"missing feedgate key: send {header}: Bearer <key>", code="missing_key")
-    given_bytes = given.encode()
+    given_bytes = given.encode("utf-8", "surrogateescape")  # a header's non-UTF-8 bytes: a wrong key, not a 500
     # Compare against every key so the time taken does not tell which key nearly matched.
     matched = False
     for key in keys:
@@ -64,6 +65,18 @@ def _key_in_provider_header(request: web.Request) -> str | None:
     return _bearer(headers.get("Authorization")) or headers.get("x-api-key") or headers.get("api-key")
 
 
+def _has_dot_segments(raw_path: str) -> bool:
+    """Whether a path has ``.`` or ``..`` segments, plain or percent-encoded.
+
+    Refused rather than resolved: the proxy forwards the raw path, and a provider that resolves
+    ``/openai/../../admin`` would receive a call outside the prefix it was configured for, with its key.
+    """
+    path = raw_path.partition("?")[0]
+    if "." not in path and "%" not in path:
+        return False
+    return any(unquote(segment) in (".", "..") for segment in path.split("/"))
+
+
 def _cors_origin(request: web.Request) -> str | None:
     origin = request.headers.get("Origin")
     allowed = request.app[SETTINGS].auth.cors_origins
@@ -76,6 +89,8 @@ def _cors_origin(request: web.Request) -> str | None:
 async def gateway_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     proxied = is_proxied(request)
     try:
+        if _has_dot_segments(request.raw_path):
+            raise BadRequest("the path may not contain '.' or '..' segments", code="invalid_path")
         request[REQUEST_ID] = (
             choose_request_id(request.headers.get("Helicone-Request-Id"), request.app[REQUEST_IDS])
             if proxied
@@ -97,7 +112,7 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
         http_error.status = exc.status
         http_error.error_type = "invalid_request_error"
         response = to_response(http_error, openai_shape=proxied)
-    except ConnectionResetError:
+    except ConnectionError:
         # The client went away before its answer could start: nobody is left to answer, nothing failed.
         # 499 is nginx's "client closed request", so the access log says what happened.
         log.debug("client went away during %s %s", request.method, request.path)

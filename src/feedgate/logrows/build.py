@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import zlib
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
+from multidict import CIMultiDict
 
 from feedgate.logrows.assemble import Assembled, Usage, assemble_json, assemble_sse, request_facts
 from feedgate.logrows.exchange import Exchange
 from feedgate.logrows.helicone_meta import helicone_meta
 from feedgate.logrows.pricing import PriceTable, openai_uncached
-from feedgate.logrows.redact import redacted, redacted_query
+from feedgate.logrows.redact import redacted, redacted_body, redacted_properties, redacted_query
 from feedgate.store.ops import InsertRequest
 from feedgate.store.utc import utc_text
 
@@ -87,14 +89,15 @@ def exchange_cost(exchange: Exchange, prices: PriceTable) -> float | None:
 
 
 def build_row(exchange: Exchange, prices: PriceTable) -> InsertRequest:
-    meta = helicone_meta(exchange.request_headers)
+    request_headers = _utf8_headers(exchange.request_headers)
+    meta = helicone_meta(request_headers)
     facts = request_facts(exchange.request_body)
-    response_headers = exchange.response_headers or {}
+    response_headers = _utf8_headers(exchange.response_headers or {})
     response_body, assembled = response_facts(exchange)
     usage = assembled.usage
     model = assembled.model or facts.model
     priced_model = meta.model_override or model
-    properties = {**meta.properties, **exchange.extra_properties}
+    properties = redacted_properties({**meta.properties, **exchange.extra_properties})
     cost = None
     if exchange.status is not None and exchange.status < 400:
         if exchange.cache_reference_id is not None:
@@ -108,15 +111,15 @@ def build_row(exchange: Exchange, prices: PriceTable) -> InsertRequest:
     if exchange.error_type == "client_disconnected" and exchange.is_stream:
         signals = ("abandoned",)
     upstream_id = response_headers.get("x-request-id") or response_headers.get("request-id")
-    request_body = None if meta.omit_request else exchange.request_body
+    request_body = None if meta.omit_request else redacted_body(exchange.request_body)
     stored_response = None if meta.omit_response else response_body
     values = (
         exchange.request_id,
         utc_text(exchange.started_at),
         exchange.provider,
         exchange.method,
-        exchange.path,
-        redacted_query(exchange.query) or None,
+        _utf8(exchange.path),
+        _utf8(redacted_query(exchange.query)) or None,
         exchange.target_url,
         model,
         int(exchange.is_stream),
@@ -137,7 +140,7 @@ def build_row(exchange: Exchange, prices: PriceTable) -> InsertRequest:
         fingerprint(facts.system_prompt),
         facts.messages_fingerprint,
         orjson.dumps(properties).decode(),
-        orjson.dumps(redacted(exchange.request_headers.items())).decode(),
+        orjson.dumps(redacted(request_headers.items())).decode(),
         request_body,
         orjson.dumps(redacted(response_headers.items())).decode() if response_headers else None,
         stored_response,
@@ -146,8 +149,27 @@ def build_row(exchange: Exchange, prices: PriceTable) -> InsertRequest:
         assembled.finish_reason,
         upstream_id,
         exchange.error_type,
-        exchange.error_message,
+        None if exchange.error_message is None else _utf8(exchange.error_message),
         exchange.cache_reference_id,
         len(exchange.request_body) + len(response_body),
     )
     return InsertRequest(values, derived_signals=signals, fresh_id=exchange.fresh_id)
+
+
+def _utf8(text: str) -> str:
+    """``text`` as valid UTF-8: bytes a client sent that are not UTF-8 (kept by aiohttp as lone surrogates)
+    become U+FFFD, so the row can be stored and read back instead of being lost."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return text
+
+
+def _utf8_headers(headers: Mapping[str, str]) -> Mapping[str, str]:
+    items = list(headers.items())
+    if all(value.isascii() and name.isascii() for name, value in items):
+        return headers
+    return CIMultiDict((_utf8(name), _utf8(value)) for name, value in items)

@@ -4,11 +4,13 @@ logging a line per request costs almost nothing. Never bodies or headers."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import HttpProcessingError
 
 from feedgate.appkeys import ACCESS_LINES, REQUEST_ID
 
@@ -49,7 +51,10 @@ class AccessLogger(AbstractAccessLogger):
     """One line per request: ID, method, path, status, duration. Never bodies or headers."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        lines = request.app.get(ACCESS_LINES) if isinstance(request, web.Request) else None
+        lines = None
+        # A request aiohttp could not parse was never routed: it has no app to find the batched lines on.
+        with contextlib.suppress(AssertionError, AttributeError):
+            lines = request.app.get(ACCESS_LINES) if isinstance(request, web.Request) else None
         if lines is None:
             self.logger.info(
                 "%s %s %s %d %.1fms",
@@ -74,3 +79,30 @@ class LineFormatter(logging.Formatter):
         if getattr(record, "raw_lines", False):
             return record.getMessage()
         return super().format(record)
+
+
+class MalformedRequests(logging.Filter):
+    """aiohttp logs a full traceback for every request it cannot parse (a bad request line, a header over
+    its limit): anyone who can reach the port could fill the log with them. This filter keeps one short line
+    every ``every_s`` seconds saying how many there were, and drops the rest."""
+
+    def __init__(self, every_s: float = 10.0) -> None:
+        super().__init__()
+        self.every_s = every_s
+        self._last = -every_s
+        self._unlogged = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, HttpProcessingError):
+            return True
+        now = time.monotonic()
+        if now - self._last < self.every_s:
+            self._unlogged += 1
+            return False
+        record.msg = "malformed request from %s: %s (%d more since the last such line)"
+        record.args = (*(record.args if isinstance(record.args, tuple) else ()), exc.message, self._unlogged)
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.exc_info = record.exc_text = None
+        self._last, self._unlogged = now, 0
+        return True

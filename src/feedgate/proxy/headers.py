@@ -10,21 +10,8 @@ from collections.abc import Mapping
 
 from multidict import CIMultiDict
 
-HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
-        "host",
-        "content-length",
-    }
-)
+from feedgate.config.checks import HOP_BY_HOP
+
 # Response headers feedgate recomputes (aiohttp sets length and framing for what it sends).
 RESPONSE_DROP = HOP_BY_HOP | {"content-encoding"}
 

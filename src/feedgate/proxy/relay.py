@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 
-import aiohttp
 from aiohttp import web
 
 from feedgate.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
@@ -19,8 +18,9 @@ from feedgate.proxy.headers import client_headers
 from feedgate.proxy.stream_usage import UsageChunkFilter
 from feedgate.upstream.client import UpstreamResponse
 
-# What writing to a client that has gone away raises.
-CLIENT_GONE = (ConnectionResetError, aiohttp.ClientConnectionResetError)
+# What writing to a client that has gone away raises: a reset, a broken pipe, or aiohttp's "Connection lost"
+# for a writer paused on a slow client whose connection then closed (a plain ConnectionError).
+CLIENT_GONE = (ConnectionError,)
 
 
 async def relay(
