@@ -80,7 +80,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     await store.open()
     writer: Writer[Exchange] = Writer(
         store,
-        functools.partial(build_row, prices=app[PRICES]),
+        functools.partial(build_row, prices=app[PRICES], max_decoded_bytes=settings.database.max_decoded_answer_bytes),
         queue_size=settings.database.queue_size,
         batch_max=settings.database.batch_max,
         batch_wait_s=settings.database.batch_wait_ms / 1000.0,

@@ -25,6 +25,10 @@ class Exchange:
     status: int | None = None
     response_headers: Mapping[str, str] | None = None
     response_chunks: list[bytes] = field(default_factory=list)
+    # A stream's chunks' arrival times (time.perf_counter(), one per chunk) and the request's start on that
+    # clock: the writer finds the chunk holding the first output and takes its time as the time to first token.
+    chunk_times: list[float] = field(default_factory=list)
+    perf_started: float | None = None
     is_stream: bool = False
     duration_ms: float | None = None
     ttft_ms: float | None = None

@@ -49,6 +49,10 @@ class WriterStats:
     dropped_queue_full: int = 0
     dropped_store_error: int = 0
     derive_errors: int = 0
+    # Rows whose answer could not be decoded for the log (an unknown encoding, a corrupt body), and rows whose
+    # decoded answer was cut at the size cap.
+    undecodable_answers: int = 0
+    truncated_answers: int = 0
     store_errors: int = 0
     last_error: str | None = None
     last_error_at: float | None = None
@@ -59,6 +63,8 @@ class WriterStats:
             "dropped_queue_full": self.dropped_queue_full,
             "dropped_store_error": self.dropped_store_error,
             "derive_errors": self.derive_errors,
+            "undecodable_answers": self.undecodable_answers,
+            "truncated_answers": self.truncated_answers,
             "store_errors": self.store_errors,
             "last_error": self.last_error,
         }
@@ -197,10 +203,16 @@ class Writer(Generic[Record]):
                 continue
             logged_ids.append(item.request_id)
             try:
-                groups.append(([self.build_row(item)], None))
+                row = self.build_row(item)
+                groups.append(([row], None))
             except Exception:
                 self.stats.derive_errors += 1
                 log.exception("could not build the log row for request %s", item.request_id)
+                continue
+            if row.answer_problem == "undecodable":
+                self.stats.undecodable_answers += 1
+            elif row.answer_problem == "truncated":
+                self.stats.truncated_answers += 1
         ops = [op for group, _ in groups for op in group]
         if ops:
             await self._apply(groups, ops)
