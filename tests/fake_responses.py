@@ -16,7 +16,8 @@ What it answers is decided by the request, as a real model's answer would be:
 * ``reasoning: {"summary": ...}``: a ``reasoning`` item with a summary (and reasoning tokens) before the answer;
 * ``max_output_tokens`` smaller than the answer: the answer cut there, status ``incomplete`` with reason
   ``max_output_tokens``;
-* ``background: true``: a ``queued`` response; ``GET /v1/responses/{id}`` then gives the finished one.
+* ``background: true``: a ``queued`` response; ``GET /v1/responses/{id}`` then gives the finished one (every
+  response is kept for it, as the API keeps them by default).
 
 ``X-Fake-Behavior`` switches (besides those of ``fakes.Behavior``): ``response-failed`` (status ``failed`` with
 an error), ``stream-error`` (an ``error`` event instead of the terminal one), ``cut-stream`` (the stream ends
@@ -258,7 +259,7 @@ def _sse(events: list[Json]) -> list[bytes]:
 
 
 def add_responses_routes(fake: FakeUpstream, app: web.Application) -> None:
-    """Add the Responses API to a fake OpenAI app; background responses are kept in ``fake.responses``."""
+    """Add the Responses API to a fake OpenAI app; the responses made are kept in ``fake.responses``."""
 
     async def create(request: web.Request) -> web.StreamResponse:
         b = _behavior(request)
@@ -269,8 +270,8 @@ def add_responses_routes(fake: FakeUpstream, app: web.Application) -> None:
             return await openai_error(request, 400, "'model' and 'input' are required", b)
         answer = _Answer(req, b, _switches(request))
         headers = {"x-request-id": f"req_{_hex(32)}"}
+        fake.responses[answer.id] = answer.response()  # stored, as with the API's default store: true
         if req.get("background"):
-            fake.responses[answer.id] = answer.response()
             return await _send_json(request, answer.response("queued"), b, headers=headers)
         if req.get("stream"):
             return await _send_sse(request, _sse(answer.events()), b, headers, reset_after=4)

@@ -59,7 +59,7 @@ class Received:
 class FakeUpstream:
     received: list[Received] = field(default_factory=list)
     failures: dict[str, int] = field(default_factory=dict)  # fail-times counters per X-Fake-Key
-    responses: dict[str, Json] = field(default_factory=dict)  # background Responses API answers, by ID
+    responses: dict[str, Json] = field(default_factory=dict)  # Responses API answers, by ID, for retrieval
 
     @property
     def last(self) -> Received:

@@ -18,6 +18,7 @@ import pytest
 from conftest import Gateway, GatewayFactory
 from fakes import FakeUpstream
 from feedgate.logrows.build import decoded_body
+from feedgate.proxy.headers import loggable_accept_encoding
 
 LONG = "echo: " + " ".join(f"word{i}" for i in range(400))
 
@@ -151,3 +152,11 @@ async def test_request_body_that_does_not_decompress_is_a_400(
             assert r.status == 400
             answer = await r.json()
         assert answer["data"] is None and "cannot be read" in answer["error"]
+
+
+def test_accept_encoding_keeps_what_the_client_offered_and_the_log_can_read() -> None:
+    assert loggable_accept_encoding("gzip, deflate, br, zstd") == "gzip, deflate"
+    assert loggable_accept_encoding("br;q=1.0, gzip;q=0.8, zstd") == "gzip;q=0.8"
+    assert loggable_accept_encoding("br") == "identity"  # identity is always acceptable unless refused
+    assert loggable_accept_encoding("*, br") == "gzip, deflate"
+    assert loggable_accept_encoding("gzip;q=0, br, deflate") == "deflate"

@@ -241,3 +241,15 @@ async def test_previous_response_id_links_the_call_it_continues(gateway: Gateway
         )
     row = await read_back(http, gateway, second.headers["helicone-id"])
     assert row["previous_response_id"] == first.parse().id and row["response_text"] == "second"
+
+
+async def test_reading_back_a_foreground_response_is_logged_but_not_billed_again(
+    gateway: Gateway, http: aiohttp.ClientSession
+) -> None:
+    async with client(gateway) as api:
+        created = await api.responses.with_raw_response.create(model="gpt-4.1", input="echo: once")
+        again = await api.responses.with_raw_response.retrieve(created.parse().id)
+    create = await read_back(http, gateway, created.headers["helicone-id"])
+    retrieval = await read_back(http, gateway, again.headers["helicone-id"])
+    assert create["cost"] > 0 and retrieval["cost"] == 0.0
+    assert retrieval["response_text"] == "once" and retrieval["completion_tokens"] == create["completion_tokens"]

@@ -148,6 +148,14 @@ def exchange_cost(exchange: Exchange, prices: PriceTable) -> float | None:
     return usage_cost(exchange.provider_kind, model, assembled.usage, prices, api)
 
 
+def _reads_back(exchange: Exchange, api: str, assembled: Assembled) -> bool:
+    """A ``GET /v1/responses/{id}`` of a response made in the foreground, whose usage its create already reported.
+
+    A background response's create answers ``queued`` with no usage, so its retrieval is where the cost shows.
+    """
+    return exchange.method == "GET" and api == "responses" and (assembled.message or {}).get("background") is not True
+
+
 def build_row(
     exchange: Exchange, prices: PriceTable, max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES
 ) -> InsertRequest:
@@ -169,6 +177,8 @@ def build_row(
     if exchange.status is not None and exchange.status < 400:
         if exchange.cache_reference_id is not None:
             cost = 0.0  # a cache hit called no provider
+        elif _reads_back(exchange, api, assembled):
+            cost = 0.0  # reading a stored response back bills nothing: its create was priced
         else:
             cost = usage_cost(exchange.provider_kind, priced_model, usage, prices, api)
             if cost is None and (usage.input_tokens is not None or usage.output_tokens is not None):

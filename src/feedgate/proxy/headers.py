@@ -48,18 +48,18 @@ LOGGABLE_ENCODINGS = ("gzip", "x-gzip", "deflate", "identity")
 
 def loggable_accept_encoding(value: str) -> str:
     """An ``Accept-Encoding`` that keeps, of what ``value`` offers, only the encodings the log can decode."""
-    kept: list[str] = []
+    kept: dict[str, str] = {}  # name -> the item as offered (with its q-value)
     for item in value.split(","):
         name, _, params = item.strip().partition(";")
         name = name.strip().lower()
-        refused = params.replace(" ", "").lower() in ("q=0", "q=0.0", "q=0.00", "q=0.000")
-        if refused:
-            continue
+        if params.replace(" ", "").lower() in ("q=0", "q=0.0", "q=0.00", "q=0.000"):
+            continue  # refused
         if name == "*":
-            kept.extend(n for n in ("gzip", "deflate") if n not in kept)
-        elif name in LOGGABLE_ENCODINGS and name not in kept:
-            kept.append(item.strip())
-    return ", ".join(kept) if kept else "identity"
+            for each in ("gzip", "deflate"):
+                kept.setdefault(each, each)
+        elif name in LOGGABLE_ENCODINGS:
+            kept[name] = item.strip()
+    return ", ".join(kept.values()) if kept else "identity"
 
 
 def upstream_headers(incoming: Mapping[str, str]) -> CIMultiDict[str]:
