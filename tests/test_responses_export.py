@@ -4,7 +4,9 @@ signal, and stats by prompt."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -13,6 +15,7 @@ import orjson
 from openai.types.responses import FunctionToolParam
 
 from conftest import Gateway
+from feedgate.cli import main
 
 ROLES = {"system", "user", "assistant", "tool"}
 WEATHER: FunctionToolParam = {
@@ -200,3 +203,18 @@ async def test_stats_by_prompt_group_responses_instructions_with_chat_system_pro
     async with http.get(f"{gateway.v1}/feedback/stats", params={"group_by": "prompt"}) as r:
         groups = (await r.json())["data"]["groups"]
     assert sorted(g["requests"] for g in groups) == [1, 3]  # one system prompt, whichever API carried it
+
+
+async def test_cli_export_writes_the_rated_responses_calls(
+    gateway: Gateway, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    """The issue's report: ``feedgate export --format openai-chat`` wrote 0 lines for rated Responses calls."""
+    await traffic(gateway, http)
+    await gateway.settled()
+    out = tmp_path / "rated.jsonl"
+    args = ["export", "--format", "openai-chat", "--rating", "positive", "-o", str(out)]
+    assert await asyncio.to_thread(main, [*args, "--database-url", gateway.settings.database.url]) == 0
+    lines = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert len(lines) == 5
+    for line in lines:
+        check_chat_line(line)
