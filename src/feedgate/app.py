@@ -92,7 +92,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         leftover = spool.open()
     writer: Writer[Exchange] = Writer(
         store,
-        functools.partial(build_row, prices=app[PRICES]),
+        functools.partial(build_row, prices=app[PRICES], max_decoded_bytes=settings.database.max_decoded_answer_bytes),
         queue_size=settings.database.queue_size,
         queue_max_bytes=settings.database.queue_max_bytes,
         batch_max=settings.database.batch_max,

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import unquote
 
 from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMessage
 
 from feedgate.appkeys import PROVIDERS, REQUEST_ID, REQUEST_IDS, SETTINGS
 from feedgate.errors import BadRequest, FeedgateError, NotFound, PayloadTooLarge, Unauthorized, to_response
@@ -103,6 +104,10 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
         response = await handler(request)
     except FeedgateError as error:
         response = to_response(error, openai_shape=proxied)
+    except (web.RequestPayloadError, BadHttpMessage) as exc:
+        # A body that does not decode as its Content-Encoding says, or whose framing is broken: aiohttp's parser
+        # finds it while the handler reads the body, and raises it wrapped around the parser's own error.
+        response = to_response(_unreadable_body(exc), openai_shape=proxied)
     except web.HTTPRequestEntityTooLarge as exc:
         response = to_response(PayloadTooLarge(exc.text or "request body too large"), openai_shape=proxied)
     except web.HTTPNotFound:
@@ -128,6 +133,12 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
         response.headers["Vary"] = "Origin"
         response.headers["Access-Control-Expose-Headers"] = "Helicone-Id"
     return response
+
+
+def _unreadable_body(exc: Exception) -> BadRequest:
+    cause = exc if isinstance(exc, BadHttpMessage) else exc.__cause__
+    why = cause.message if isinstance(cause, BadHttpMessage) and cause.message else str(exc.__cause__ or exc)
+    return BadRequest(f"the request body cannot be read: {why}", code="invalid_body_encoding")
 
 
 def _preflight(request: web.Request, origin: str) -> web.Response:

@@ -74,6 +74,12 @@ class DatabaseSettings(_Section):
     connect_wait_s: float = Field(
         0.0, ge=0, description="At start, how long to wait for an unreachable database before giving up."
     )
+    max_decoded_answer_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024,
+        description="A compressed answer is decoded for the log up to this size; beyond it the logged body is cut "
+        "and the row marked feedgate-truncated.",
+    )
 
     @field_validator("url")
     @classmethod

@@ -30,6 +30,10 @@ class Exchange:
     status: int | None = None
     response_headers: Mapping[str, str] | None = None
     response_chunks: list[bytes] = field(default_factory=list)
+    # A stream's chunks' arrival times (time.perf_counter(), one per chunk) and the request's start on that
+    # clock: the writer finds the chunk holding the first output and takes its time as the time to first token.
+    chunk_times: list[float] = field(default_factory=list)
+    perf_started: float | None = None
     is_stream: bool = False
     duration_ms: float | None = None
     ttft_ms: float | None = None
@@ -66,7 +70,10 @@ class Exchange:
             "cache_reference_id": self.cache_reference_id,
             "extra_properties": self.extra_properties,
             "fresh_id": self.fresh_id,
+            "chunk_times": self.chunk_times,
+            "perf_started": self.perf_started,
             "request_bytes": len(self.request_body),
+            "chunk_sizes": [len(chunk) for chunk in self.response_chunks],
         }
         try:
             head = orjson.dumps(meta)
@@ -79,15 +86,20 @@ class Exchange:
         (head_length,) = _HEAD.unpack_from(data)
         start = _HEAD.size + head_length
         meta = orjson.loads(data[_HEAD.size : start])
-        body_end = start + meta.pop("request_bytes")
+        at = start + meta.pop("request_bytes")
+        request_body = data[start:at]
+        chunks = []
+        for size in meta.pop("chunk_sizes"):
+            chunks.append(data[at : at + size])
+            at += size
         request_headers = CIMultiDict(meta.pop("request_headers"))
         response_headers = meta.pop("response_headers")
         return cls(
             **meta,
             request_headers=request_headers,
-            request_body=data[start:body_end],
+            request_body=request_body,
             response_headers=None if response_headers is None else CIMultiDict(response_headers),
-            response_chunks=[data[body_end:]] if body_end < len(data) else [],
+            response_chunks=chunks,
         )
 
 

@@ -231,6 +231,25 @@ migration(
     postgres="DROP INDEX IF EXISTS requests_model_duration; DROP INDEX IF EXISTS requests_duration;",
 )
 
+# One answer vocabulary across the chat, Responses and Messages APIs (issue #14). ``model`` stays the effective
+# model stats group by; ``request_model`` is what the client asked for and ``response_model`` what the provider
+# answered with (a dated snapshot, a deployment's model). ``api`` names the API a row's call used. The Responses
+# API's ``response_id`` and ``previous_response_id`` chain a conversation kept on the provider's side, so exports
+# rebuild it from the calls feedgate logged; the index finds a call's predecessor. It is partial: only Responses
+# rows pay for it, and each of those pays one index insert, as the user_id and session_id indexes charge theirs.
+# ``reasoning_tokens`` is the part of the output tokens a reasoning model spent thinking.
+_ANSWERS = """
+ALTER TABLE requests ADD COLUMN request_model TEXT;
+ALTER TABLE requests ADD COLUMN response_model TEXT;
+ALTER TABLE requests ADD COLUMN api TEXT;
+ALTER TABLE requests ADD COLUMN response_id TEXT;
+ALTER TABLE requests ADD COLUMN previous_response_id TEXT;
+ALTER TABLE requests ADD COLUMN reasoning_tokens INTEGER;
+CREATE INDEX requests_response_id ON requests (response_id) WHERE api = 'responses'
+"""
+
+migration("m006_answers_across_apis", sqlite=_ANSWERS)
+
 
 # Each gateway process notes its run: when it started, when it was last seen alive, and when it stopped.
 # A run that never stopped cleanly may have lost the log records it held in memory (store/runs.py): the

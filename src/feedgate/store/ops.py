@@ -50,6 +50,12 @@ REQUEST_COLUMNS: tuple[str, ...] = (
     "error_message",
     "cache_reference_id",
     "body_bytes",
+    "request_model",
+    "response_model",
+    "api",
+    "response_id",
+    "previous_response_id",
+    "reasoning_tokens",
 )
 
 
@@ -61,6 +67,8 @@ class InsertRequest:
     derived_signals: tuple[str, ...] = ()
     # The gateway minted the ID, so no earlier attempt exists: the store may skip looking for one.
     fresh_id: bool = False
+    # Why the answer's body could not be logged whole: "undecodable" or "truncated" (the writer counts them).
+    answer_problem: str | None = None
 
     @property
     def request_id(self) -> str:

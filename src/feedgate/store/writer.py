@@ -61,6 +61,10 @@ class WriterStats:
     dropped_queue_full: int = 0
     dropped_store_error: int = 0
     dropped_build_error: int = 0  # exchanges whose row could not be built (a bug: the log says which)
+    # Rows whose answer could not be decoded for the log (an unknown encoding, a corrupt body), and rows whose
+    # decoded answer was cut at the size cap.
+    undecodable_answers: int = 0
+    truncated_answers: int = 0
     store_errors: int = 0
     last_error: str | None = None
     last_error_at: float | None = None
@@ -73,6 +77,8 @@ class WriterStats:
             "dropped_queue_full": self.dropped_queue_full,
             "dropped_store_error": self.dropped_store_error,
             "dropped_build_error": self.dropped_build_error,
+            "undecodable_answers": self.undecodable_answers,
+            "truncated_answers": self.truncated_answers,
             "store_errors": self.store_errors,
             "last_error": self.last_error,
             "failing_since": self.failing_since,
@@ -248,10 +254,16 @@ class Writer(Generic[Record]):
             logged.append(item.request_id)
             self.queued_bytes -= item.held_bytes()
             try:
-                groups.append(([self.build_row(item)], None))
+                row = self.build_row(item)
+                groups.append(([row], None))
             except Exception:
                 self.stats.dropped_build_error += 1
                 log.exception("could not build the log row for request %s", item.request_id)
+                continue
+            if row.answer_problem == "undecodable":
+                self.stats.undecodable_answers += 1
+            elif row.answer_problem == "truncated":
+                self.stats.truncated_answers += 1
         await self._apply(groups)
         if self.spool is not None:
             self.spool.written(len(logged))
