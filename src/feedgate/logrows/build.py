@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import zlib
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -86,7 +86,23 @@ def exchange_cost(exchange: Exchange, prices: PriceTable) -> float | None:
     return usage_cost(exchange.provider_kind, model, assembled.usage, prices)
 
 
+class BuiltRow(NamedTuple):
+    """A log row and the facts found building it that metrics and traces report (``ops/``)."""
+
+    row: InsertRequest
+    request_model: str | None  # the model the request body named
+    model: str | None  # the model costs and metrics go by: Helicone-Model-Override, else the row's model
+    assembled: Assembled  # the answer: response model and ID, finish reason, usage as reported
+    billed: Usage  # usage with input_tokens uncached, so the four token counts never overlap
+    cost_usd: float | None
+    unpriced: bool  # usage known, model not in the price table
+
+
 def build_row(exchange: Exchange, prices: PriceTable) -> InsertRequest:
+    return build(exchange, prices).row
+
+
+def build(exchange: Exchange, prices: PriceTable) -> BuiltRow:
     meta = helicone_meta(exchange.request_headers)
     facts = request_facts(exchange.request_body)
     response_headers = exchange.response_headers or {}
@@ -96,6 +112,7 @@ def build_row(exchange: Exchange, prices: PriceTable) -> InsertRequest:
     priced_model = meta.model_override or model
     properties = {**meta.properties, **exchange.extra_properties}
     cost = None
+    unpriced = False
     if exchange.status is not None and exchange.status < 400:
         if exchange.cache_reference_id is not None:
             cost = 0.0  # a cache hit called no provider
@@ -104,6 +121,7 @@ def build_row(exchange: Exchange, prices: PriceTable) -> InsertRequest:
             if cost is None and (usage.input_tokens is not None or usage.output_tokens is not None):
                 # Usage is known but the model has no price: never a guess, but say why the cost is missing.
                 properties[COST_FLAG] = "unknown_model"
+                unpriced = True
     signals: tuple[str, ...] = ()
     if exchange.error_type == "client_disconnected" and exchange.is_stream:
         signals = ("abandoned",)
@@ -149,5 +167,11 @@ def build_row(exchange: Exchange, prices: PriceTable) -> InsertRequest:
         exchange.error_message,
         exchange.cache_reference_id,
         len(exchange.request_body) + len(response_body),
+        exchange.trace_id,
+        exchange.span_id,
     )
-    return InsertRequest(values, derived_signals=signals, fresh_id=exchange.fresh_id)
+    row = InsertRequest(values, derived_signals=signals, fresh_id=exchange.fresh_id)
+    billed = usage
+    if exchange.provider_kind == "openai" and usage.cache_read_tokens:
+        billed = usage._replace(input_tokens=openai_uncached(usage.input_tokens, usage.cache_read_tokens))
+    return BuiltRow(row, facts.model, priced_model, assembled, billed, cost, unpriced)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(slots=True)
@@ -34,3 +35,12 @@ class Exchange:
     extra_properties: dict[str, str] = field(default_factory=dict)
     # True when feedgate made the ID up: then it cannot have been logged before, and is attempt 1.
     fresh_id: bool = False
+    # For metrics and traces (ops/): plain values set on the hot path, read once the exchange has ended.
+    proxied: bool = False  # False for a call an app logged itself: no proxy metric counts it
+    upstream_started: float | None = None  # perf_counter() when the first attempt was sent
+    upstream_ms: float | None = None  # from then until the last byte of the relayed answer arrived
+    cache_result: str | None = None  # "hit" or "miss" when the call read the response cache
+    trace_id: str | None = None  # 32 hex digits, when the call was traced
+    span_id: str | None = None  # 16 hex digits: the span feedback on this call is recorded under
+    attempt_spans: list[Any] | None = None  # tracing: one per upstream attempt, finished by the log writer
+    model: str | None = None  # set by the log writer once the row is built (the JSON access line shows it)

@@ -25,16 +25,19 @@ HOP_BY_HOP = frozenset(
         "content-length",
     }
 )
+# W3C trace context: never passed through to a provider (some reject it, and it leaks the caller's trace
+# IDs); a provider whose entry says propagate_trace gets feedgate's own span instead (proxy/sending.py).
+TRACE_CONTEXT = frozenset({"traceparent", "tracestate"})
 # Response headers feedgate recomputes (aiohttp sets length and framing for what it sends).
 RESPONSE_DROP = HOP_BY_HOP | {"content-encoding"}
 
 
 def upstream_headers(incoming: Mapping[str, str]) -> CIMultiDict[str]:
-    """The client's headers minus hop-by-hop and Helicone ones."""
+    """The client's headers minus hop-by-hop, Helicone and trace-context ones."""
     out: CIMultiDict[str] = CIMultiDict()
     for name, value in incoming.items():
         lower = name.lower()
-        if lower in HOP_BY_HOP or lower.startswith(("helicone-", "feedgate-")):
+        if lower in HOP_BY_HOP or lower in TRACE_CONTEXT or lower.startswith(("helicone-", "feedgate-")):
             continue
         out.add(name, value)
     if "Accept-Encoding" not in out:

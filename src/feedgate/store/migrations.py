@@ -231,6 +231,15 @@ migration(
     postgres="DROP INDEX IF EXISTS requests_model_duration; DROP INDEX IF EXISTS requests_duration;",
 )
 
+# The OpenTelemetry trace of a traced call (tracing.enabled): its trace ID, so a trace leads to the logged
+# call, and the span feedback on the call is recorded under (gen_ai.evaluation.result). Untraced rows
+# leave both null, which costs SQLite nothing and PostgreSQL one bit each. No index: traces name the
+# request ID (feedgate.request_id), and the row is found by that.
+migration(
+    "m007_trace_id",
+    sqlite="ALTER TABLE requests ADD COLUMN trace_id TEXT; ALTER TABLE requests ADD COLUMN span_id TEXT;",
+)
+
 
 def statements(sql: str) -> list[str]:
     """Split a step into statements (the steps hold no semicolons inside literals)."""

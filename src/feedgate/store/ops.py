@@ -50,6 +50,8 @@ REQUEST_COLUMNS: tuple[str, ...] = (
     "error_message",
     "cache_reference_id",
     "body_bytes",
+    "trace_id",
+    "span_id",
 )
 
 

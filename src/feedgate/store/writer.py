@@ -76,9 +76,14 @@ class Writer(Generic[Record]):
         batch_max: int = 1000,
         batch_wait_s: float = 0.0,
         retry_max_s: float = 5.0,
+        on_dropped: Callable[[Record], None] | None = None,
+        on_batch: Callable[[float], None] | None = None,
     ) -> None:
         self.store = store
         self.build_row = build_row
+        # Observers set by app.py (metrics, traces): a record dropped on a full queue, seconds per batch.
+        self.on_dropped = on_dropped
+        self.on_batch = on_batch
         self.batch_max = batch_max
         self.batch_wait_s = batch_wait_s
         # Set when a caller is waiting for its write: the writer stops gathering and writes at once.
@@ -99,6 +104,8 @@ class Writer(Generic[Record]):
             self.queue.put_nowait(record)
         except asyncio.QueueFull:
             self.stats.dropped_queue_full += 1
+            if self.on_dropped is not None:
+                self.on_dropped(record)
             now = time.monotonic()
             if now - self._last_drop_log > 5:
                 self._last_drop_log = now
@@ -188,6 +195,12 @@ class Writer(Generic[Record]):
         self._urgent.clear()
 
     async def _write(self, batch: list[Record | _Submitted]) -> None:
+        started = time.perf_counter()
+        await self._write_batch(batch)
+        if self.on_batch is not None:
+            self.on_batch(time.perf_counter() - started)
+
+    async def _write_batch(self, batch: list[Record | _Submitted]) -> None:
         # Each group is applied whole or not at all: one exchange's row, or one submitted set of ops.
         groups: list[tuple[list[WriteOp], asyncio.Future[None] | None]] = []
         logged_ids: list[str] = []
