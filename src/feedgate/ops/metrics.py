@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 
 ROUTES = ("chat", "responses", "messages", "embeddings", "other")
 STATUS_CLASSES = ("2xx", "3xx", "4xx", "5xx")
@@ -252,6 +252,10 @@ class Metrics:
     """The app's registry and the metrics feedgate counts itself. Counting never raises past its caller."""
 
     def __init__(self, providers: Iterable[str], models: ModelLabels) -> None:
+        # No *_created series: in the Prometheus text format each is a gauge of its own per label set,
+        # doubling the series for a start time Prometheus does not use. (A process-wide switch; feedgate is
+        # the process.)
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus_client leaves it unannotated
         self.registry = CollectorRegistry(auto_describe=True)
         self.providers = frozenset(providers)
         self.models = models
