@@ -20,6 +20,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 PROXY_ROUTES = frozenset({"proxy", "proxy-provider", AZURE_ROUTE})
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+METRICS_PATH = "/metrics"  # needs a key like any route, unless metrics.public
 
 
 def is_proxied(request: web.Request) -> bool:
@@ -34,8 +35,9 @@ def _bearer(value: str | None) -> str | None:
 
 
 def _check_key(request: web.Request, proxied: bool) -> None:
-    keys = request.app[SETTINGS].auth.keys
-    if not keys or request.path in OPEN_PATHS:
+    settings = request.app[SETTINGS]
+    keys = settings.auth.keys
+    if not keys or request.path in OPEN_PATHS or (request.path == METRICS_PATH and settings.metrics.public):
         return
     header = "Helicone-Auth" if proxied else "Authorization"
     given = _bearer(request.headers.get(header))

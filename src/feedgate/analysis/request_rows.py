@@ -80,6 +80,9 @@ def helicone_row(row: dict[str, Any], attempts: int | None = None) -> dict[str, 
         "response_id": row["response_id"],
         "previous_response_id": row["previous_response_id"],
         "request_headers": _json(row["request_headers_json"], {}),
+        # The OpenTelemetry trace of a traced call (null otherwise): where to find it in the tracing backend.
+        "trace_id": row.get("trace_id"),
+        "span_id": row.get("span_id"),
     }
     if is_stream:
         out["response_events"] = _body_text(row["response_body"])

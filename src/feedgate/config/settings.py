@@ -8,6 +8,7 @@ public interface.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from typing import Any, Literal
 
@@ -208,6 +209,11 @@ class ProviderSettings(_Section):
         "feedgate with a feedgate key instead of a provider key.",
     )
     headers: dict[str, str] = Field(default_factory=dict, description="Extra headers sent with every call.")
+    propagate_trace: bool = Field(
+        False,
+        description="Send this provider a W3C traceparent naming feedgate's span of the call (with tracing on). "
+        "Off: no traceparent reaches it, not even the caller's (some providers reject it; it leaks trace IDs).",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -242,6 +248,60 @@ class ProviderSettings(_Section):
         return None if value is None else value.rstrip("/")
 
 
+class MetricsSettings(_Section):
+    enabled: bool = Field(
+        True,
+        description="Serve GET /metrics in Prometheus text format; false removes the route (404) and counts nothing.",
+    )
+    public: bool = Field(
+        False, description="With auth.keys set, let /metrics be scraped without a key (a scraper on your own network)."
+    )
+    models: list[str] = Field(
+        default_factory=list,
+        description="Model names that get their own value of the metrics' model label besides those in the price "
+        "table; any other model is counted as other.",
+    )
+
+
+class TracingSettings(_Section):
+    enabled: bool = Field(
+        False,
+        description="Export OpenTelemetry traces over OTLP/HTTP (pip install 'feedgate[otel]'). Also on when "
+        "OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set.",
+    )
+    endpoint: str | None = Field(
+        None,
+        description="Where spans are sent (an OTLP/HTTP traces URL, e.g. http://collector:4318/v1/traces); unset: "
+        "the OTEL_EXPORTER_OTLP_* variables, else http://localhost:4318/v1/traces.",
+    )
+    service_name: str = Field("feedgate", min_length=1, description="The service.name spans are reported under.")
+    sample_ratio: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="Share of new traces recorded; a request whose caller's traceparent says sampled or not "
+        "follows the caller.",
+    )
+    export_delay_ms: float = Field(
+        5000.0, gt=0, le=60_000, description="How often the batch processor sends the spans it holds."
+    )
+
+    @field_validator("endpoint")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and origin_of(value) is None:
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("enabled")
+    @classmethod
+    def _installed(cls, value: bool) -> bool:
+        # Found without importing it: the check costs nothing, and a missing extra is a one-line config error.
+        if value and importlib.util.find_spec("opentelemetry.exporter.otlp.proto.http") is None:
+            raise ValueError("needs OpenTelemetry: pip install 'feedgate[otel]'")
+        return value
+
+
 class ModelPrice(_Section):
     input: float = Field(..., ge=0, description="USD per 1M uncached input tokens.")
     output: float = Field(..., ge=0, description="USD per 1M output tokens.")
@@ -261,7 +321,15 @@ class Settings(_Section):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log verbosity.", json_schema_extra={"env": "FEEDGATE_LOG_LEVEL"}
     )
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="text: readable lines. json: one JSON object per line (time, level, message, request ID, trace "
+        "ID, status, duration, provider, model) for log shippers.",
+        json_schema_extra={"env": "FEEDGATE_LOG_FORMAT"},
+    )
     proxy: ProxySettings = Field(default_factory=ProxySettings)  # type: ignore[arg-type]
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)  # type: ignore[arg-type]
+    tracing: TracingSettings = Field(default_factory=TracingSettings)  # type: ignore[arg-type]
     providers: list[ProviderSettings] = Field(
         default_factory=list,
         description="Upstreams besides the built-in openai and anthropic; an entry with a built-in name "

@@ -158,9 +158,25 @@ def _reads_back(exchange: Exchange, api: str, assembled: Assembled) -> bool:
     return exchange.method == "GET" and api == "responses" and (assembled.message or {}).get("background") is not True
 
 
+class BuiltRow(NamedTuple):
+    """A log row and the facts found building it that metrics and traces report (``ops/``)."""
+
+    row: InsertRequest
+    request_model: str | None  # the model the request body named
+    model: str | None  # the model costs and metrics go by: Helicone-Model-Override, else the row's model
+    assembled: Assembled  # the answer: response model and ID, finish reason, usage as reported
+    billed: Usage  # usage with input_tokens uncached, so the four token counts never overlap
+    cost_usd: float | None
+    unpriced: bool  # usage known, model not in the price table
+
+
 def build_row(
     exchange: Exchange, prices: PriceTable, max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES
 ) -> InsertRequest:
+    return build(exchange, prices, max_decoded_bytes).row
+
+
+def build(exchange: Exchange, prices: PriceTable, max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES) -> BuiltRow:
     request_headers = _utf8_headers(exchange.request_headers)
     meta = helicone_meta(request_headers)
     facts = request_facts(exchange.request_body, exchange.path)
@@ -177,6 +193,7 @@ def build_row(
         properties[TRUNCATED_FLAG] = f"decoded answer cut at {max_decoded_bytes} bytes"
     api = api_of(exchange.provider_kind, exchange.path, assembled.message)
     cost = None
+    unpriced = False
     if exchange.status is not None and exchange.status < 400:
         if exchange.cache_reference_id is not None:
             cost = 0.0  # a cache hit called no provider
@@ -187,6 +204,7 @@ def build_row(
             if cost is None and (usage.input_tokens is not None or usage.output_tokens is not None):
                 # Usage is known but the model has no price: never a guess, but say why the cost is missing.
                 properties[COST_FLAG] = "unknown_model"
+                unpriced = True
     signals: tuple[str, ...] = ()
     if exchange.error_type == "client_disconnected" and exchange.is_stream:
         signals = ("abandoned",)
@@ -242,8 +260,14 @@ def build_row(
         assembled.response_id,
         facts.previous_response_id,
         usage.reasoning_tokens,
+        exchange.trace_id,
+        exchange.span_id,
     )
-    return InsertRequest(values, derived_signals=signals, fresh_id=exchange.fresh_id, answer_problem=decoded.problem)
+    row = InsertRequest(values, derived_signals=signals, fresh_id=exchange.fresh_id, answer_problem=decoded.problem)
+    billed = usage
+    if exchange.provider_kind == "openai" and usage.cache_read_tokens:
+        billed = usage._replace(input_tokens=openai_uncached(usage.input_tokens, usage.cache_read_tokens))
+    return BuiltRow(row, facts.model, priced_model, assembled, billed, cost, unpriced)
 
 
 def _utf8(text: str) -> str:

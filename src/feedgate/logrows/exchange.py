@@ -43,13 +43,26 @@ class Exchange:
     extra_properties: dict[str, str] = field(default_factory=dict)
     # True when feedgate made the ID up: then it cannot have been logged before, and is attempt 1.
     fresh_id: bool = False
+    # For metrics and traces (ops/): plain values set on the hot path, read once the exchange has ended.
+    proxied: bool = False  # False for a call an app logged itself: no proxy metric counts it
+    upstream_started: float | None = None  # perf_counter() when the first attempt was sent
+    upstream_ms: float | None = None  # from then until the last byte of the relayed answer arrived
+    cache_result: str | None = None  # "hit" or "miss" when the call read the response cache
+    trace_id: str | None = None  # 32 hex digits, when the call was traced
+    span_id: str | None = None  # 16 hex digits: the span feedback on this call is recorded under
+    attempt_spans: list[Any] | None = None  # tracing: one per upstream attempt, finished by the log writer
+    model: str | None = None  # set by the log writer once the row is built (the JSON access line shows it)
 
     def held_bytes(self) -> int:
         """About how much memory this exchange holds while it waits to be logged: its bodies."""
         return len(self.request_body) + sum(map(len, self.response_chunks))
 
     def to_bytes(self) -> bytes:
-        """The exchange as bytes for the spool (``store/spool.py``); ``from_bytes`` reads it back."""
+        """The exchange as bytes for the spool (``store/spool.py``); ``from_bytes`` reads it back.
+
+        What only means something inside this process (the trace spans still open, perf_counter times of the
+        upstream's start) is not kept.
+        """
         meta = {
             "request_id": self.request_id,
             "started_at": self.started_at,
@@ -70,6 +83,11 @@ class Exchange:
             "cache_reference_id": self.cache_reference_id,
             "extra_properties": self.extra_properties,
             "fresh_id": self.fresh_id,
+            "proxied": self.proxied,
+            "upstream_ms": self.upstream_ms,
+            "cache_result": self.cache_result,
+            "trace_id": self.trace_id,
+            "span_id": self.span_id,
             "chunk_times": self.chunk_times,
             "perf_started": self.perf_started,
             "request_bytes": len(self.request_body),

@@ -29,13 +29,24 @@ class AccessLines:
         self._second = -1
         self._stamp = ""
 
-    def add(self, request_id: str, method: str, path: str, status: int, seconds: float) -> None:
+    def add(
+        self,
+        request_id: str,
+        method: str,
+        path: str,
+        status: int,
+        seconds: float,
+        request: web.BaseRequest | None = None,  # read by the JSON lines (ops/json_logs.py)
+    ) -> None:
         now = int(time.time())
         if now != self._second:
             self._second, self._stamp = now, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
         self._lines.append(
             f"{self._stamp} INFO feedgate.access: {request_id} {method} {path} {status} {seconds * 1000.0:.1f}ms"
         )
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_later(0.2, self.flush)
@@ -65,7 +76,7 @@ class AccessLogger(AbstractAccessLogger):
                 time * 1000.0,
             )
             return
-        lines.add(request.get(REQUEST_ID, "-"), request.method, request.path, response.status, time)
+        lines.add(request.get(REQUEST_ID, "-"), request.method, request.path, response.status, time, request)
 
     @property
     def enabled(self) -> bool:

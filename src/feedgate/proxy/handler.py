@@ -21,7 +21,19 @@ import orjson
 from aiohttp import web
 from multidict import CIMultiDict
 
-from feedgate.appkeys import CACHE, INFLIGHT, PRICES, PROVIDERS, RATE_LIMITER, REQUEST_ID, SETTINGS, UPSTREAM, WRITER
+from feedgate.appkeys import (
+    CACHE,
+    CALL_TRACER,
+    EXCHANGE,
+    INFLIGHT,
+    PRICES,
+    PROVIDERS,
+    RATE_LIMITER,
+    REQUEST_ID,
+    SETTINGS,
+    UPSTREAM,
+    WRITER,
+)
 from feedgate.errors import FeedgateError, RateLimited
 from feedgate.logrows.exchange import Exchange
 from feedgate.proxy.features.cache import Lookup, cache_key, entry_op, lookup, replay
@@ -89,7 +101,9 @@ async def proxy_handler(request: web.Request) -> web.StreamResponse:
         request_headers=incoming,
         request_body=body,
         fresh_id="Helicone-Request-Id" not in incoming,
+        proxied=True,
     )
+    request[EXCHANGE] = exchange  # the JSON access line reads provider, model and trace from it
     started = time.perf_counter()
     try:
         features = None
@@ -116,7 +130,10 @@ async def proxy_handler(request: web.Request) -> web.StreamResponse:
         exchange.duration_ms = (time.perf_counter() - started) * 1000.0
         app[WRITER].log(exchange)
         raise
-    call = Call(app[UPSTREAM], provider, request.method, path_qs, headers, send_body, exchange)
+    tracer = app[CALL_TRACER]
+    if tracer is not None:
+        tracer.call_started(request, exchange)
+    call = Call(app[UPSTREAM], provider, request.method, path_qs, headers, send_body, exchange, tracer)
     inflight = app[INFLIGHT]
     inflight.add(exchange.request_id)
     try:
@@ -129,7 +146,14 @@ async def proxy_handler(request: web.Request) -> web.StreamResponse:
         _failed(exchange, exc)
         raise
     finally:
-        exchange.duration_ms = (time.perf_counter() - started) * 1000.0
+        ended = time.perf_counter()
+        exchange.duration_ms = (ended - started) * 1000.0
+        if exchange.upstream_started is not None and exchange.status is not None:
+            # From the first byte sent upstream to the end of the answer: the provider's share of the
+            # duration; what is left (before the first send) is feedgate's own (feedgate_overhead_seconds).
+            exchange.upstream_ms = (ended - exchange.upstream_started) * 1000.0
+        if tracer is not None:
+            tracer.call_ended(exchange)
         inflight.discard(exchange.request_id)
         app[WRITER].log(exchange)
 
@@ -156,8 +180,11 @@ async def _featured(
         key = cache_key(call.provider.name, targets, call.method, call.path_qs, exchange.request_body, cache.seed)
         found = await lookup(app[CACHE], key, cache, app[SETTINGS].proxy.cache_lookup_timeout_s)
         if found.hit is not None:
+            exchange.cache_result = "hit"
             return await _from_cache(request, exchange, found, strip_usage)
         extra["Helicone-Cache"] = "MISS"
+        if cache.read:
+            exchange.cache_result = "miss"
     grant = None
     if features.rate is not None:
         try:

@@ -23,6 +23,9 @@ from multidict import CIMultiDict
 
 from feedgate.config.checks import HOP_BY_HOP
 
+# W3C trace context: never passed through to a provider (some reject it, and it leaks the caller's trace
+# IDs); a provider whose entry says propagate_trace gets feedgate's own span instead (proxy/sending.py).
+TRACE_CONTEXT = frozenset({"traceparent", "tracestate"})
 # Response headers feedgate recomputes (aiohttp sets length and framing for what it sends).
 RESPONSE_DROP = HOP_BY_HOP | {"content-encoding"}
 
@@ -50,11 +53,12 @@ def loggable_accept_encoding(value: str) -> str:
 
 
 def upstream_headers(incoming: Mapping[str, str]) -> CIMultiDict[str]:
-    """The client's headers minus hop-by-hop and Helicone ones, described for the body and answer as forwarded."""
+    """The client's headers minus hop-by-hop, Helicone and trace-context ones, described for the body and answer
+    as forwarded."""
     out: CIMultiDict[str] = CIMultiDict()
     for name, value in incoming.items():
         lower = name.lower()
-        if lower in HOP_BY_HOP or lower.startswith(("helicone-", "feedgate-")):
+        if lower in HOP_BY_HOP or lower in TRACE_CONTEXT or lower.startswith(("helicone-", "feedgate-")):
             continue
         if lower == "accept-encoding":
             # A substring test first: most clients offer only gzip and deflate, and pay nothing more.

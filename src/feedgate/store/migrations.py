@@ -251,6 +251,16 @@ CREATE INDEX requests_response_id ON requests (response_id) WHERE api = 'respons
 migration("m006_answers_across_apis", sqlite=_ANSWERS)
 
 
+# The OpenTelemetry trace of a traced call (tracing.enabled): its trace ID, so a trace leads to the logged
+# call, and the span feedback on the call is recorded under (gen_ai.evaluation.result). Untraced rows
+# leave both null, which costs SQLite nothing and PostgreSQL one bit each. No index: traces name the
+# request ID (feedgate.request_id), and the row is found by that.
+migration(
+    "m007_trace_id",
+    sqlite="ALTER TABLE requests ADD COLUMN trace_id TEXT; ALTER TABLE requests ADD COLUMN span_id TEXT;",
+)
+
+
 # Each gateway process notes its run: when it started, when it was last seen alive, and when it stopped.
 # A run that never stopped cleanly may have lost the log records it held in memory (store/runs.py): the
 # next start, or any instance on the same store, finds it and says so.

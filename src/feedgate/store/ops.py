@@ -56,6 +56,8 @@ REQUEST_COLUMNS: tuple[str, ...] = (
     "response_id",
     "previous_response_id",
     "reasoning_tokens",
+    "trace_id",
+    "span_id",
 )
 
 

@@ -53,6 +53,7 @@ Group = tuple[list[WriteOp], Waiter | None]  # applied whole or not at all: one 
 class _Submitted:
     op: WriteOp | list[WriteOp]
     done: Waiter
+    put_only: bool = False  # queued by put(): nobody waits for it
 
 
 @dataclass
@@ -99,15 +100,22 @@ class Writer(Generic[Record]):
         batch_wait_s: float = 0.0,
         retry_max_s: float = 5.0,
         spool: Spool[Record] | None = None,
+        on_dropped: Callable[[Record], None] | None = None,
+        on_batch: Callable[[float], None] | None = None,
     ) -> None:
         self.store = store
         self.build_row = build_row
+        # Observers set by app.py (metrics, traces): a record dropped on a full queue, seconds per batch.
+        self.on_dropped = on_dropped
+        self.on_batch = on_batch
         self.batch_max = batch_max
         self.batch_wait_s = batch_wait_s
         self.retry_max_s = retry_max_s
         self.queue_max_bytes = queue_max_bytes
         self.spool = spool
-        # Set when a caller is waiting for its write: the writer stops gathering and writes at once.
+        # Writes callers wait for (submit) that are queued and not yet taken: while there are any, the writer
+        # does not gather, and the event wakes it from gathering when one arrives.
+        self._waiting = 0
         self._urgent = asyncio.Event()
         self.queue: asyncio.Queue[Record | _Submitted | None] = asyncio.Queue(maxsize=queue_size)
         self.queued_bytes = 0
@@ -124,6 +132,8 @@ class Writer(Generic[Record]):
         size = record.held_bytes()
         if self.queue.full() or self.queued_bytes + size > self.queue_max_bytes:
             self._drop_full(record.request_id)
+            if self.on_dropped is not None:
+                self.on_dropped(record)
             return False
         if self.spool is not None:
             self.spool.append(record)
@@ -151,7 +161,7 @@ class Writer(Generic[Record]):
         # Nobody awaits this future: retrieve its outcome so a failed write is not reported as unretrieved.
         done.add_done_callback(lambda future: future.cancelled() or future.exception())
         try:
-            self.queue.put_nowait(_Submitted(op, done))
+            self.queue.put_nowait(_Submitted(op, done, put_only=True))
         except asyncio.QueueFull:
             self.stats.dropped_queue_full += 1
             return False
@@ -168,6 +178,7 @@ class Writer(Generic[Record]):
         try:
             async with asyncio.timeout(timeout):
                 await self.queue.put(_Submitted(op, done))
+                self._waiting += 1
                 self._urgent.set()
                 await asyncio.shield(done)
         except BaseException:  # timed out, or the caller was cancelled: nobody will look at the outcome
@@ -227,6 +238,7 @@ class Writer(Generic[Record]):
                     break
                 if item is not None:
                     batch.append(item)
+            self._waiting -= sum(1 for item in batch if isinstance(item, _Submitted) and not item.put_only)
             if batch:
                 await self._write(batch)
             if self._stopping and self.queue.empty():
@@ -235,16 +247,21 @@ class Writer(Generic[Record]):
     async def _gather_more(self) -> None:
         """Let log rows accumulate for a moment: every transaction has a fixed cost, so fewer and larger
         batches cost less CPU per row. A waiting caller (feedback) or a full batch ends the wait."""
-        if self._stopping or self._urgent.is_set() or self.queue.qsize() >= self.batch_max:
-            self._urgent.clear()
+        if self._stopping or self._waiting or self.queue.qsize() >= self.batch_max:
             return
+        self._urgent.clear()
         try:
             await asyncio.wait_for(self._urgent.wait(), self.batch_wait_s)
         except TimeoutError:
             pass
-        self._urgent.clear()
 
     async def _write(self, batch: list[Record | _Submitted]) -> None:
+        started = time.perf_counter()
+        await self._write_batch(batch)
+        if self.on_batch is not None:
+            self.on_batch(time.perf_counter() - started)
+
+    async def _write_batch(self, batch: list[Record | _Submitted]) -> None:
         groups: list[Group] = []
         logged: list[str] = []
         for item in batch:
