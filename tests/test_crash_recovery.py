@@ -4,45 +4,17 @@ a spool, said to be lost (logged and listed on /readyz), never lost in silence; 
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sqlite3
-import sys
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from serving import wait_ready
-from tcpproxy import free_port
+from serving import serving
 
 CALLS = 30
-
-
-@asynccontextmanager
-async def serving(env: dict[str, str]) -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
-    port = free_port()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "feedgate",
-        "serve",
-        "--port",
-        str(port),
-        env={**os.environ, **env},
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        await wait_ready(url, proc)
-        yield url, proc
-    finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            await proc.wait()
 
 
 async def answered_calls(url: str) -> list[str]:

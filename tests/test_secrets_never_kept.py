@@ -5,17 +5,14 @@ values, JSON body fields, properties, manual logs. The whole SQLite file and eve
 
 from __future__ import annotations
 
-import asyncio
-import os
 import secrets
 import signal
-import sys
 from pathlib import Path
 
 import aiohttp
 import orjson
 
-from serving import wait_ready
+from serving import spawn, wait_ready
 from tcpproxy import free_port
 from test_hostile_proxy_input import raw_call
 
@@ -27,17 +24,13 @@ async def test_a_key_sent_every_known_way_is_nowhere_in_the_store_or_the_output(
     db = tmp_path / "secrets.db"
     port = free_port()
     env = {
-        **os.environ,
         "FEEDGATE_OPENAI_BASE_URL": combined_url,
         "FEEDGATE_ANTHROPIC_BASE_URL": combined_url,
         "FEEDGATE_DATABASE_URL": f"sqlite:///{db}",
         "FEEDGATE_PROXY_ALLOWED_TARGET_ORIGINS": other_url,
         "FEEDGATE_LOG_LEVEL": "debug",
     }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "feedgate", "serve", "--port", str(port), env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+    proc = await spawn(env, port)
     url = f"http://127.0.0.1:{port}"
     chat = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "echo: fine"}]}
     try:
