@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import subprocess
 from collections.abc import Callable, Iterator
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import aiohttp
 import openai
 import pytest
 
-from conftest import Chat, GatewayFactory
+from conftest import Chat, GatewayFactory, gateway_settings, start_gateway
 from feedgate.appkeys import WRITER
 
 CHAT: Chat = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "echo: full"}]}
@@ -110,3 +112,25 @@ async def test_a_full_disk_is_reported_refuses_feedback_fast_and_heals_with_a_li
     # The refused rating was withdrawn, not stored later behind the client's back.
     async with http.get(f"{gateway.url}/v1/request/{rated}/feedback") as answer:
         assert (await answer.json())["data"]["rating"] is None
+
+
+async def test_stopping_on_a_full_disk_says_what_was_lost_in_one_line(
+    small_disk: Path, tmp_path: Path, upstream_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = gateway_settings(tmp_path, upstream_url, database={"url": f"sqlite:///{small_disk / 'feedgate.db'}"})
+    async with AsyncExitStack() as stack:
+        gateway = await start_gateway(stack, settings)
+        async with openai.AsyncOpenAI(base_url=gateway.v1, api_key="sk-test", max_retries=0) as client:
+            await client.chat.completions.create(**CHAT)
+            await gateway.settled()
+            fill(small_disk)
+            for _ in range(30):
+                await client.chat.completions.create(**CHAT)
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            await stack.aclose()  # SIGTERM's path: in-flight calls, then the queue, then the store
+    said = [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert len(said) == 1, [record.getMessage() for record in said]
+    message = said[0].getMessage()
+    assert "30 lost" in message and "database or disk is full" in message
+    assert not [record for record in caplog.records if record.exc_info or "never retrieved" in record.getMessage()]

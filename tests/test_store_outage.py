@@ -143,6 +143,31 @@ async def test_proxied_calls_succeed_while_the_database_is_away(
         await relay.cut()
 
 
+async def test_readyz_answers_in_time_while_the_database_swallows_everything(
+    pg_schemas: Schemas, make_gateway: GatewayFactory, http: aiohttp.ClientSession
+) -> None:
+    # A blackhole, not a refusal: asyncpg's own timeouts (the command timeout, 60 s) would make /readyz hang,
+    # and a load balancer's probe with it. It must answer 503 within its timeout, and keep doing so.
+    url = pg_schemas.new_url()
+    relay = await relay_to(url)
+    gateway = await make_gateway(database={"url": via(url, relay.port)}, server={"readyz_timeout_s": 0.5})
+    try:
+        await relay.blackhole()
+        for _ in range(3):
+            async with asyncio.timeout(5), http.get(f"{gateway.url}/readyz") as r:
+                ready = await r.json()
+                assert r.status == 503 and "store unreachable: no answer for" in ready["error"]
+        await relay.restore()
+        async with asyncio.timeout(30):
+            while True:
+                async with http.get(f"{gateway.url}/readyz") as r:
+                    if r.status == 200:
+                        break
+                await asyncio.sleep(0.2)
+    finally:
+        await relay.cut()
+
+
 async def test_serve_with_an_unreachable_database_says_so_and_exits_3(pg_schemas: Schemas) -> None:
     url = via(pg_schemas.new_url(), free_port())
     proc = await spawn({"FEEDGATE_DATABASE_URL": url}, free_port())

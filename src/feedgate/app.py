@@ -30,6 +30,7 @@ from aiohttp.typedefs import Middleware
 
 from feedgate.api import datasets, feedback, health, manual_log, query, requests, stats
 from feedgate.api.feedback_notes import FeedbackNote
+from feedgate.api.health import StoreCheck
 from feedgate.appkeys import (
     ACCESS_LINES,
     CACHE,
@@ -46,6 +47,7 @@ from feedgate.appkeys import (
     SETTINGS,
     SHARED_STATE,
     STORE,
+    STORE_CHECK,
     UPSTREAM,
     WRITER,
 )
@@ -133,13 +135,18 @@ async def _store_ctx(metrics: Metrics | None, tracing: Tracing | None, app: web.
     if isinstance(cache, RedisCache):
         await cache.drain()
     # In-flight requests have finished by now (aiohttp waits for them first): drain what they logged.
+    app[STORE_CHECK].cancel()
     await writer.stop()
     stats = writer.stats
-    log.info(
-        "log writer stopped: %d rows written, %d dropped (queue full), %d lost (store errors)",
+    lost = stats.dropped_store_error
+    log.log(
+        logging.ERROR if lost else logging.INFO,
+        "log writer stopped: %d rows written, %d dropped (queue full), %d lost (store errors%s)%s",
         stats.written,
         stats.dropped_queue_full,
-        stats.dropped_store_error,
+        lost,
+        f": {stats.last_error}" if lost else "",
+        "; the spool keeps them for the next start" if lost and writer.spool is not None else "",
     )
     await store.close()
 
@@ -150,9 +157,9 @@ async def _runs_ctx(app: web.Application) -> AsyncIterator[None]:
     store, writer = app[STORE], app[WRITER]
     spooled = writer.spool is not None
 
-    async def note(*, stopped: bool = False) -> None:
-        report = None if stopped else await runs.find_unclean(store, spooled=spooled)
-        await writer.submit([runs.record(stopped=stopped), *([report] if report else [])], timeout=BEAT_S)
+    async def note() -> None:
+        report = await runs.find_unclean(store, spooled=spooled)
+        await writer.submit([runs.record(), *([report] if report else [])], timeout=BEAT_S)
 
     async def beat_forever() -> None:
         while True:
@@ -166,8 +173,9 @@ async def _runs_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
-    with contextlib.suppress(Exception):  # unwritten, the stop is what the next start reports: rightly so
-        await note(stopped=True)
+    if not writer.failing:  # a store that cannot write now would only delay the stop: the next start reports it
+        with contextlib.suppress(Exception):
+            await writer.submit(runs.record(stopped=True), timeout=2.0)
 
 
 async def _pending_sweeper_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -336,6 +344,7 @@ def create_app(settings: Settings) -> web.Application:
     app[REQUEST_IDS] = RequestIds()
     app[RATE_LIMITER] = RateLimiter()
     app[RUNS] = Runs()
+    app[STORE_CHECK] = StoreCheck()
     access_logger = logging.getLogger("feedgate.access")
     app[ACCESS_LINES] = JsonAccessLines(access_logger) if settings.log_format == "json" else AccessLines(access_logger)
     app[CALL_TRACER] = tracing

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     import aiohttp
 
     from feedgate.api.feedback_notes import FeedbackObserver
+    from feedgate.api.health import StoreCheck
     from feedgate.config import Settings
     from feedgate.logrows.exchange import Exchange
     from feedgate.logrows.pricing import PriceTable
@@ -35,6 +36,7 @@ SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 STORE: web.AppKey[Store] = web.AppKey("store")
 WRITER: web.AppKey[Writer[Exchange]] = web.AppKey("writer")
 RUNS: web.AppKey[Runs] = web.AppKey("runs")
+STORE_CHECK: web.AppKey[StoreCheck] = web.AppKey("store_check")
 HTTP: web.AppKey[aiohttp.ClientSession] = web.AppKey("http")  # feedgate's own outbound calls (webhooks)
 UPSTREAM: web.AppKey[UpstreamClient] = web.AppKey("upstream")
 INFLIGHT: web.AppKey[Inflight] = web.AppKey("inflight")

@@ -124,6 +124,7 @@ class Writer(Generic[Record]):
         self.queued_ids: Counter[str] = Counter()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._gave_up = False  # stopping while the store fails: the rest is not retried
         self._last_drop_log = 0.0
         self._last_failure_log = 0.0
 
@@ -211,19 +212,11 @@ class Writer(Generic[Record]):
         try:
             await asyncio.wait_for(self._task, timeout)
         except TimeoutError:
-            left = self.queue.qsize()
-            self.stats.dropped_store_error += left
-            kept = " (kept in the spool: written at the next start)" if self.spool is not None else ""
-            log.error(
-                "shutdown: %d log records could not be written in %.0fs (%s)%s",
-                left,
-                timeout,
-                self.stats.last_error or "no error",
-                kept,
-            )
+            # What is still queued was never written; the caller reports the counts in one line.
+            self.stats.dropped_store_error += self.queue.qsize()
             return
         if self.spool is not None:
-            self.spool.close(everything_written=self.queue.empty())
+            self.spool.close(everything_written=self.queue.empty() and not self._gave_up)
 
     async def _run(self) -> None:
         while True:
@@ -313,8 +306,10 @@ class Writer(Generic[Record]):
                 await self._write_groups_apart(part)
             except Exception as exc:
                 self._failed(exc)
-                if self._stopping and delay >= self.retry_max_s:
-                    log.error("store failed while stopping, %d records lost: %s", len(pending), self.stats.last_error)
+                if self._stopping and (self._gave_up or delay >= self.retry_max_s):
+                    # Stopping, and the store still fails: what is left is lost (counted, said once at the end;
+                    # kept in the spool when there is one), and later batches are not retried at all.
+                    self._gave_up = True
                     self._done(pending, exc)
                     return
                 if part_size > 1:
