@@ -31,7 +31,7 @@ OPERATIONS: list[tuple[str, str, dict[str, Any]]] = [
     (method.upper(), path, operation)
     for path, item in DOCUMENT["paths"].items()
     for method, operation in item.items()
-    if path not in ("/openapi.json", "/healthz", "/readyz")
+    if path not in ("/openapi.json", "/healthz", "/readyz", "/metrics")
 ]
 
 # The most dangerous first: Hypothesis draws the first choices of a list most often.

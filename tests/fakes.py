@@ -3,7 +3,9 @@
 Behaviour switches go in the ``X-Fake-Behavior`` request header, comma-separated:
 ``status:<code>``, ``slow:<ms>``, ``reset-mid-stream``, ``gzip``, ``fail-times:<n>:<code>`` (counted per
 ``X-Fake-Key`` header value), ``retry-after:<seconds>`` (adds ``Retry-After`` to error answers) and
-``cache-tokens:<read>:<write>`` (Anthropic usage reports that many prompt-cache read / write tokens).
+``cache-tokens:<read>:<write>`` (Anthropic usage reports that many prompt-cache read / write tokens; the
+Responses API that many cached tokens). The Responses API lives in ``fake_responses.py``, zstd and br answers in
+``fake_encodings.py``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from fake_encodings import encode_answer
 
 DEFAULT_TEXT = "Hello from fake upstream"
 EMBEDDING_DIMS = 8
@@ -55,6 +59,7 @@ class Received:
 class FakeUpstream:
     received: list[Received] = field(default_factory=list)
     failures: dict[str, int] = field(default_factory=dict)  # fail-times counters per X-Fake-Key
+    responses: dict[str, Json] = field(default_factory=dict)  # Responses API answers, by ID, for retrieval
 
     @property
     def last(self) -> Received:
@@ -174,6 +179,8 @@ async def _send_json(
     if b.gzip:
         body = gzip.compress(body)
         hdrs["Content-Encoding"] = "gzip"
+    else:
+        body = encode_answer(request, body, hdrs)
     if not b.reset:
         return web.Response(status=status, body=body, headers=hdrs)
     resp = web.StreamResponse(status=status, headers=hdrs)
@@ -464,6 +471,9 @@ def openai_app(fake: FakeUpstream, app: web.Application | None = None) -> web.Ap
     app.router.add_get("/v1/models/{model}", model)
     app.router.add_post("/openai/deployments/{deployment}/chat/completions", azure_chat)
     app.router.add_post("/openai/deployments/{deployment}/embeddings", azure_embeddings)
+    from fake_responses import add_responses_routes  # here: fake_responses builds on this module
+
+    add_responses_routes(fake, app)
     return app
 
 

@@ -14,13 +14,17 @@ def free_port() -> int:
 
 
 class TcpProxy:
-    """Listens on ``port`` and relays to ``target``. ``cut()`` drops every connection and refuses new ones."""
+    """Listens on ``port`` and relays to ``target``. ``cut()`` drops every connection and refuses new ones;
+    ``blackhole()`` keeps every connection open and accepts new ones, but nothing gets through either way
+    (a network that swallows packets); ``restore()`` ends either."""
 
     def __init__(self, target_host: str, target_port: int, port: int | None = None) -> None:
         self.target = (target_host, target_port)
         self.port = port or free_port()
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
 
     async def start(self) -> TcpProxy:
         self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port, reuse_address=True)
@@ -36,10 +40,17 @@ class TcpProxy:
         if server is not None:
             await server.wait_closed()
 
+    async def blackhole(self) -> None:
+        self._flowing.clear()
+
     async def restore(self) -> None:
-        await self.start()
+        self._flowing.set()
+        if self._server is None:
+            await self.start()
 
     async def _relay(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        self._writers.add(client_writer)
+        await self._flowing.wait()  # in a blackhole a new connection is accepted, then hears nothing
         try:
             upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
         except OSError:
@@ -49,10 +60,10 @@ class TcpProxy:
         await asyncio.gather(self._pipe(client_reader, upstream_writer), self._pipe(upstream_reader, client_writer))
         self._writers -= {client_writer, upstream_writer}
 
-    @staticmethod
-    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
             while data := await reader.read(65536):
+                await self._flowing.wait()  # held, not lost: it arrives late if the network comes back
                 writer.write(data)
                 await writer.drain()
         writer.transport.abort()

@@ -215,7 +215,12 @@ def test_openai_stream_with_include_usage() -> None:
     assert got.text == "4"
     assert got.finish_reason == "stop"
     assert got.usage == Usage(
-        input_tokens=1920, output_tokens=1, total_tokens=1921, cache_read_tokens=1792, cache_write_tokens=None
+        input_tokens=1920,
+        output_tokens=1,
+        total_tokens=1921,
+        cache_read_tokens=1792,
+        cache_write_tokens=None,
+        reasoning_tokens=0,  # completion_tokens_details.reasoning_tokens
     )
     assert got.message is not None
     assert got.message["usage"]["prompt_tokens_details"] == {"cached_tokens": 1792, "audio_tokens": 0}

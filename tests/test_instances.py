@@ -6,9 +6,7 @@ Needs FEEDGATE_TEST_POSTGRES_URL; the shared-limit tests also need Redis at 127.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -20,6 +18,7 @@ import aiohttp
 import pytest
 
 from pgschema import Schemas
+from serving import spawn
 from serving import wait_ready as wait_process_ready
 from tcpproxy import free_port
 from test_shared_state import REDIS_URL, redis_or_skip
@@ -58,22 +57,8 @@ async def start(pg_schemas: Schemas, upstream_url: str, tmp_path: Path) -> Async
                 port = free_port()
                 log = tmp_path / f"instance-{port}.log"
                 stderr = stack.enter_context(log.open("wb"))
-                proc = await asyncio.create_subprocess_exec(
-                    sys.executable,
-                    "-m",
-                    "feedgate",
-                    "serve",
-                    "--port",
-                    str(port),
-                    env={
-                        **os.environ,
-                        "FEEDGATE_DATABASE_URL": database_url,
-                        "FEEDGATE_OPENAI_BASE_URL": upstream_url,
-                        **env,
-                    },
-                    stdout=asyncio.subprocess.DEVNULL,
-                    stderr=stderr,
-                )
+                variables = {"FEEDGATE_DATABASE_URL": database_url, "FEEDGATE_OPENAI_BASE_URL": upstream_url, **env}
+                proc = await spawn(variables, port, stdout=asyncio.subprocess.DEVNULL, stderr=stderr)
                 stack.push_async_callback(_stop, proc)
                 instances.append(Instance(f"http://127.0.0.1:{port}", proc, log))
             await asyncio.gather(*(wait_ready(instance) for instance in instances))

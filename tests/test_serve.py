@@ -6,7 +6,6 @@ import asyncio
 import os
 import signal
 import sqlite3
-import sys
 from pathlib import Path
 
 import aiohttp
@@ -15,7 +14,7 @@ from openai.types.chat import ChatCompletionMessageParam
 
 from conftest import Gateway
 from fakes import FakeUpstream
-from serving import wait_ready
+from serving import spawn, wait_ready
 from tcpproxy import free_port
 
 MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Say hello"}]
@@ -39,18 +38,8 @@ def test_sync_client_chat_and_stream(threaded_gateway: tuple[Gateway, FakeUpstre
 async def test_sigterm_under_load_loses_no_answered_row(tmp_path: Path, upstream_url: str) -> None:
     port = free_port()
     db = tmp_path / "serve.db"
-    env = {**os.environ, "FEEDGATE_OPENAI_BASE_URL": upstream_url, "FEEDGATE_DATABASE_URL": f"sqlite:///{db}"}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "feedgate",
-        "serve",
-        "--port",
-        str(port),
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    env = {"FEEDGATE_OPENAI_BASE_URL": upstream_url, "FEEDGATE_DATABASE_URL": f"sqlite:///{db}"}
+    proc = await spawn(env, port)
     url = f"http://127.0.0.1:{port}"
     await wait_ready(url, proc)
     answered: list[str] = []
@@ -81,3 +70,29 @@ async def test_sigterm_under_load_loses_no_answered_row(tmp_path: Path, upstream
     assert set(answered) <= logged
     # The access log has one line per request and never a body.
     assert b"/v1/chat/completions 200" in stderr and b"Say hello" not in stderr
+
+
+async def test_malformed_requests_are_refused_without_filling_the_log(tmp_path: Path, upstream_url: str) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "FEEDGATE_OPENAI_BASE_URL": upstream_url,
+        "FEEDGATE_DATABASE_URL": f"sqlite:///{tmp_path / 'm.db'}",
+    }
+    proc = await spawn(env, port, stdout=asyncio.subprocess.DEVNULL)
+    await wait_ready(f"http://127.0.0.1:{port}", proc)
+    malformed = [
+        b"GET /\x00 HTTP/1.1\r\nHost: x\r\n\r\n",  # a control character in the request line
+        b"GET / HTTP/1.1\r\nHost: x\r\nX-Long: " + b"a" * 20_000 + b"\r\n\r\n",  # a header over aiohttp's limit
+        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -3\r\n\r\n",  # impossible framing
+    ]
+    for n in range(150):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(malformed[n % len(malformed)])
+        assert (await reader.readline()).split()[1] == b"400"
+        writer.close()
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = await asyncio.wait_for(proc.communicate(), 30)
+    # One short line for the lot (a flood within ten seconds), never a traceback per request.
+    assert b"Traceback" not in stderr and stderr.count(b"malformed request") == 1, stderr.decode()[-2000:]
+    assert len(stderr) < 40_000

@@ -47,6 +47,7 @@ EXPECTED_COLUMNS = {
 }
 # Every index on requests costs each logged row an insert; none is keyed by duration (m005 dropped those).
 EXPECTED_REQUEST_INDEXES = {
+    "requests_response_id",
     "requests_model_stats",
     "requests_request_id_model",
     "requests_retried",

@@ -7,8 +7,6 @@ the server restarts or the network fails. Needs FEEDGATE_TEST_POSTGRES_URL.
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +24,7 @@ from feedgate.store.postgres import PostgresStore
 from feedgate.store.utc import utc_text
 from feedgate.store.writer import Writer
 from pgschema import Schemas
-from serving import wait_ready
+from serving import spawn, wait_ready
 from tcpproxy import TcpProxy, free_port
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]
@@ -47,6 +45,9 @@ async def relay_to(url: str) -> TcpProxy:
 @dataclass
 class Logged:
     request_id: str
+
+    def held_bytes(self) -> int:
+        return len(self.request_id)
 
 
 def as_row(item: Logged) -> InsertRequest:
@@ -142,23 +143,34 @@ async def test_proxied_calls_succeed_while_the_database_is_away(
         await relay.cut()
 
 
-async def serve(env: dict[str, str], port: int) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "feedgate",
-        "serve",
-        "--port",
-        str(port),
-        env={**os.environ, **env},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+async def test_readyz_answers_in_time_while_the_database_swallows_everything(
+    pg_schemas: Schemas, make_gateway: GatewayFactory, http: aiohttp.ClientSession
+) -> None:
+    # A blackhole, not a refusal: asyncpg's own timeouts (the command timeout, 60 s) would make /readyz hang,
+    # and a load balancer's probe with it. It must answer 503 within its timeout, and keep doing so.
+    url = pg_schemas.new_url()
+    relay = await relay_to(url)
+    gateway = await make_gateway(database={"url": via(url, relay.port)}, server={"readyz_timeout_s": 0.5})
+    try:
+        await relay.blackhole()
+        for _ in range(3):
+            async with asyncio.timeout(5), http.get(f"{gateway.url}/readyz") as r:
+                ready = await r.json()
+                assert r.status == 503 and "store unreachable: no answer for" in ready["error"]
+        await relay.restore()
+        async with asyncio.timeout(30):
+            while True:
+                async with http.get(f"{gateway.url}/readyz") as r:
+                    if r.status == 200:
+                        break
+                await asyncio.sleep(0.2)
+    finally:
+        await relay.cut()
 
 
 async def test_serve_with_an_unreachable_database_says_so_and_exits_3(pg_schemas: Schemas) -> None:
     url = via(pg_schemas.new_url(), free_port())
-    proc = await serve({"FEEDGATE_DATABASE_URL": url}, free_port())
+    proc = await spawn({"FEEDGATE_DATABASE_URL": url}, free_port())
     _, stderr = await asyncio.wait_for(proc.communicate(), 30)
     text = stderr.decode()
     assert proc.returncode == 3, text
@@ -171,7 +183,7 @@ async def test_serve_waits_for_a_database_that_comes_up_within_connect_wait_s(pg
     parts = urlsplit(url)
     relay = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
     port = free_port()
-    proc = await serve({"FEEDGATE_DATABASE_URL": via(url, relay.port), "FEEDGATE_DATABASE_CONNECT_WAIT_S": "20"}, port)
+    proc = await spawn({"FEEDGATE_DATABASE_URL": via(url, relay.port), "FEEDGATE_DATABASE_CONNECT_WAIT_S": "20"}, port)
     assert proc.stderr is not None
     seen = b""
     try:

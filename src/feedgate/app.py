@@ -2,44 +2,65 @@
 
 Routes, the middleware, and every resource the app holds, each opened and closed by a cleanup context in
 the order below (and closed in reverse): shared state (Redis) first, so an unreachable Redis stops the
-gateway before it opened the store; then the store and its writer, the pending-feedback sweeper, the
-upstream client, and last the access log, so its final lines are written before the closing messages.
+gateway before it opened the store; then the store and its writer (and the spool's leftovers), this run's
+note in the store, the pending-feedback sweeper, the upstream client, and last the access log, so its final
+lines are written before the closing messages. Tracing, when on, opens before the store and closes after
+it: the writer ends the spans of the rows it drains at shutdown, and then the last spans are sent.
+
+Metrics and traces observe from the edges (``ops/``): the writer's row builder is wrapped here so each
+proxied exchange is counted (and its client spans ended) once, after it ended, from the row built anyway.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import importlib.metadata
 import logging
+import os
 import re
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from feedgate.api import datasets, feedback, health, manual_log, openapi, query, requests, stats
+from feedgate.api.feedback_notes import FeedbackNote
+from feedgate.api.health import StoreCheck
 from feedgate.appkeys import (
     ACCESS_LINES,
     CACHE,
+    CALL_TRACER,
+    FEEDBACK_OBSERVER,
     HTTP,
     INFLIGHT,
+    METRICS_SCRAPE,
     OPENAPI,
     PRICES,
     PROVIDERS,
     RATE_LIMITER,
     REQUEST_IDS,
+    RUNS,
     SETTINGS,
     SHARED_STATE,
     STORE,
+    STORE_CHECK,
     UPSTREAM,
     WRITER,
 )
 from feedgate.config import Settings
-from feedgate.logrows.build import build_row
+from feedgate.logrows.build import build
 from feedgate.logrows.exchange import Exchange
 from feedgate.logrows.pricing import PriceTable
 from feedgate.middleware import gateway_middleware, stamp_request_id
 from feedgate.ops.access_log import AccessLines
+from feedgate.ops.json_logs import JsonAccessLines
+from feedgate.ops.metrics import Metrics, ModelLabels
+from feedgate.ops.scrape import PendingFeedback, Scrape, StateCollector, metrics_handler, register_state
 from feedgate.proxy.features.cache_backend import CacheBackend, RedisCache, StoreCache
 from feedgate.proxy.features.ratelimit import RateLimiter
 from feedgate.proxy.features.shared_state import RedisState, open_shared_state
@@ -48,11 +69,20 @@ from feedgate.proxy.inflight import Inflight
 from feedgate.proxy.providers import AZURE_ROUTE, Providers
 from feedgate.request_ids import RequestIds
 from feedgate.store import make_store
+from feedgate.store.ops import InsertRequest
 from feedgate.store.pending import sweep_once
+from feedgate.store.reads.feedback import pending_count, trace_of
+from feedgate.store.runs import BEAT_S, Runs
+from feedgate.store.spool import Spool, recover
+from feedgate.store.utc import utc_text
 from feedgate.store.writer import Writer
 from feedgate.upstream.client import UpstreamClient
 
+if TYPE_CHECKING:
+    from feedgate.ops.tracing import Tracing
+
 log = logging.getLogger("feedgate")
+METRICS_ROUTE = "/metrics"
 
 
 # Each API module lists its routes; they must come before the proxy's catch-all routes.
@@ -75,19 +105,30 @@ async def _shared_state_ctx(app: web.Application) -> AsyncIterator[None]:
     await state.close()
 
 
-async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
+async def _store_ctx(metrics: Metrics | None, tracing: Tracing | None, app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     store = make_store(settings)
     await store.open()
+    spool: Spool[Exchange] | None = None
+    leftover: list[Exchange] = []
+    if settings.database.spool:
+        spool = Spool(Path(settings.database.spool), Exchange.to_bytes, Exchange.from_bytes)
+        leftover = spool.open()
     writer: Writer[Exchange] = Writer(
         store,
-        functools.partial(build_row, prices=app[PRICES]),
+        _row_builder(app[PRICES], settings.database.max_decoded_answer_bytes, metrics, tracing),
         queue_size=settings.database.queue_size,
+        queue_max_bytes=settings.database.queue_max_bytes,
         batch_max=settings.database.batch_max,
         batch_wait_s=settings.database.batch_wait_ms / 1000.0,
+        spool=spool,
+        on_dropped=_drop_observer(metrics, tracing),
+        on_batch=metrics.observe_batch if metrics is not None else None,
     )
     writer.start()
     app[STORE], app[WRITER] = store, writer
+    if spool is not None and leftover:
+        await recover(spool, leftover, store, writer.log, lambda e: (e.request_id, utc_text(e.started_at)))
     shared = app[SHARED_STATE]
     cache: CacheBackend = RedisCache(shared) if isinstance(shared, RedisState) else StoreCache(store, writer)
     app[CACHE] = cache
@@ -95,15 +136,47 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     if isinstance(cache, RedisCache):
         await cache.drain()
     # In-flight requests have finished by now (aiohttp waits for them first): drain what they logged.
+    app[STORE_CHECK].cancel()
     await writer.stop()
     stats = writer.stats
-    log.info(
-        "log writer stopped: %d rows written, %d dropped (queue full), %d lost (store errors)",
+    lost = stats.dropped_store_error
+    log.log(
+        logging.ERROR if lost else logging.INFO,
+        "log writer stopped: %d rows written, %d dropped (queue full), %d lost (store errors%s)%s",
         stats.written,
         stats.dropped_queue_full,
-        stats.dropped_store_error,
+        lost,
+        f": {stats.last_error}" if lost else "",
+        "; the spool keeps them for the next start" if lost and writer.spool is not None else "",
     )
     await store.close()
+
+
+async def _runs_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Note this run in the store, say which earlier runs stopped uncleanly, and keep saying we are alive."""
+    runs = app[RUNS]
+    store, writer = app[STORE], app[WRITER]
+    spooled = writer.spool is not None
+
+    async def note() -> None:
+        report = await runs.find_unclean(store, spooled=spooled)
+        await writer.submit([runs.record(), *([report] if report else [])], timeout=BEAT_S)
+
+    async def beat_forever() -> None:
+        while True:
+            try:
+                await note()
+            except Exception as exc:  # the writer counts store failures; this only must not stop beating
+                log.debug("run heartbeat not written: %s: %s", type(exc).__name__, exc)
+            await asyncio.sleep(BEAT_S)
+
+    task = asyncio.create_task(beat_forever(), name="feedgate-run-heartbeat")
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    if not writer.failing:  # a store that cannot write now would only delay the stop: the next start reports it
+        with contextlib.suppress(Exception):
+            await writer.submit(runs.record(stopped=True), timeout=2.0)
 
 
 async def _pending_sweeper_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -144,18 +217,146 @@ async def _access_log_ctx(app: web.Application) -> AsyncIterator[None]:
     app[ACCESS_LINES].flush()  # the last fifth of a second of lines
 
 
+def _row_builder(
+    prices: PriceTable, max_decoded_bytes: int, metrics: Metrics | None, tracing: Tracing | None
+) -> Callable[[Exchange], InsertRequest]:
+    """The writer's ``build_row``: build the row, then count the proxied exchange and end its spans."""
+
+    def build_and_observe(exchange: Exchange) -> InsertRequest:
+        built = build(exchange, prices, max_decoded_bytes)
+        if exchange.proxied:
+            exchange.model = built.model
+            try:
+                if metrics is not None:
+                    metrics.count_call(exchange, built.model, built.billed, built.cost_usd, built.unpriced)
+                if tracing is not None:
+                    tracing.complete(exchange, built)
+            except Exception:  # observing must never cost the row
+                log.exception("metrics or traces of request %s failed", exchange.request_id)
+        return built.row
+
+    return build_and_observe
+
+
+def _drop_observer(metrics: Metrics | None, tracing: Tracing | None) -> Callable[[Exchange], None] | None:
+    """A call whose log record the full queue dropped is still counted (its body never parsed: model other)."""
+    if metrics is None and tracing is None:
+        return None
+
+    def dropped(exchange: Exchange) -> None:
+        if not exchange.proxied:
+            return
+        try:
+            if metrics is not None:
+                metrics.count_call(exchange, None)
+            if tracing is not None:
+                tracing.complete(exchange, None)
+        except Exception:
+            log.exception("metrics or traces of dropped request %s failed", exchange.request_id)
+
+    return dropped
+
+
+def _feedback_observer(app: web.Application, metrics: Metrics | None, tracing: Tracing | None) -> None:
+    if metrics is None and tracing is None:
+        return
+
+    async def observe(request: web.Request, notes: Sequence[FeedbackNote]) -> None:
+        try:
+            if metrics is not None:
+                for note in notes:
+                    metrics.count_feedback(note.kind, note.value)
+            if tracing is not None:
+                from feedgate.ops.tracing import evaluate_notes
+
+                await evaluate_notes(tracing, notes, functools.partial(trace_of, app[STORE]))
+        except Exception:  # the feedback is committed; observing it must not turn that into an error
+            log.exception("metrics or traces of feedback failed")
+
+    app[FEEDBACK_OBSERVER] = observe
+
+
+def _metrics(app: web.Application, settings: Settings) -> Metrics | None:
+    if not settings.metrics.enabled:
+        return None
+    prices = app[PRICES]
+
+    def price_table_name(model: str) -> str | None:
+        found = prices.lookup(model)
+        return found[0] if found is not None else None
+
+    version = _version()
+    metrics = Metrics(app[PROVIDERS].by_name, ModelLabels(price_table_name, settings.metrics.models))
+    state = StateCollector(
+        lambda: app.get(WRITER), lambda: len(app[INFLIGHT]), PendingFeedback(lambda: pending_count(app[STORE]))
+    )
+    register_state(metrics.registry, state, version)
+    app[METRICS_SCRAPE] = Scrape(metrics, state)
+    app.router.add_get(METRICS_ROUTE, metrics_handler)
+    return metrics
+
+
+def tracing_wanted(settings: Settings, environ: os._Environ[str] | dict[str, str]) -> bool:
+    """``tracing.enabled``, or the standard OTLP endpoint variables (unless ``OTEL_SDK_DISABLED``)."""
+    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    return settings.tracing.enabled or any(
+        environ.get(name) for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    )
+
+
+def _tracing(settings: Settings) -> Tracing | None:
+    """The tracer, imported only now: without tracing, nothing imports OpenTelemetry."""
+    if not tracing_wanted(settings, os.environ):
+        return None
+    try:
+        from feedgate.ops.tracing import Tracing
+    except ImportError as exc:
+        if settings.tracing.enabled:  # the settings checked it is installed; an install this broken must say so
+            raise
+        log.warning("OTEL_EXPORTER_OTLP_ENDPOINT is set but OpenTelemetry is not installed; not tracing (%s)", exc)
+        return None
+    config = settings.tracing
+    return Tracing(config.service_name, _version(), config.endpoint, config.sample_ratio, config.export_delay_ms)
+
+
+async def _tracing_ctx(tracing: Tracing, app: web.Application) -> AsyncIterator[None]:
+    yield
+    await asyncio.to_thread(tracing.shutdown)  # sends the spans still held; blocking, so off the loop
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("feedgate")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(client_max_size=settings.server.max_body_bytes, middlewares=[gateway_middleware])
+    tracing = _tracing(settings)
+    middlewares: list[Middleware] = [gateway_middleware]
+    if tracing is not None:
+        middlewares.insert(0, tracing.middleware)  # outermost: its span sees the answer feedgate gave
+    app = web.Application(client_max_size=settings.server.max_body_bytes, middlewares=middlewares)
     app[SETTINGS] = settings
     app[PRICES] = PriceTable.load({model: price.model_dump() for model, price in settings.prices.items()})
     app[PROVIDERS] = Providers.from_settings(settings)
     app[INFLIGHT] = Inflight()
     app[REQUEST_IDS] = RequestIds()
     app[RATE_LIMITER] = RateLimiter()
-    app[ACCESS_LINES] = AccessLines(logging.getLogger("feedgate.access"))
     app[OPENAPI] = openapi.openapi_bytes()
+    app[RUNS] = Runs()
+    app[STORE_CHECK] = StoreCheck()
+    access_logger = logging.getLogger("feedgate.access")
+    app[ACCESS_LINES] = JsonAccessLines(access_logger) if settings.log_format == "json" else AccessLines(access_logger)
+    app[CALL_TRACER] = tracing
+    metrics = _metrics(app, settings)
+    _feedback_observer(app, metrics, tracing)
     app.cleanup_ctx.append(_shared_state_ctx)
-    app.cleanup_ctx.append(_store_ctx)
+    if tracing is not None:
+        app.cleanup_ctx.append(functools.partial(_tracing_ctx, tracing))
+    app.cleanup_ctx.append(functools.partial(_store_ctx, metrics, tracing))
+    app.cleanup_ctx.append(_runs_ctx)
     app.cleanup_ctx.append(_pending_sweeper_ctx)
     app.cleanup_ctx.append(_http_ctx)
     app.cleanup_ctx.append(_access_log_ctx)

@@ -18,7 +18,8 @@ import yaml
 
 from feedgate.config import Settings, dotted_overrides, load_settings, masked
 from feedgate.errors import ConfigError, SharedStateUnreachable, StoreUnreachable
-from feedgate.ops.access_log import AccessLogger, LineFormatter
+from feedgate.ops.access_log import AccessLogger, LineFormatter, MalformedRequests
+from feedgate.ops.json_logs import JsonFormatter
 
 log = logging.getLogger("feedgate")
 EXIT_CONFIG = 2
@@ -52,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(serve)
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8787)")
+    serve.add_argument(
+        "--log-format", choices=("text", "json"), help="text lines, or one JSON object per line (default text)"
+    )
     serve.set_defaults(run=cmd_serve)
     check = commands.add_parser("check-config", help="validate and print the effective settings")
     _common(check)
@@ -69,6 +73,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         value = getattr(args, flag, None)
         if value is not None:
             overrides.setdefault("server", {})[flag] = value
+    if getattr(args, "log_format", None) is not None:
+        overrides["log_format"] = args.log_format
     return load_settings(args.config, overrides=overrides)
 
 
@@ -161,7 +167,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"feedgate: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(LineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S"))
+    if settings.log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(LineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S"))
     logging.basicConfig(level=settings.log_level.upper(), handlers=[handler])
+    logging.getLogger("aiohttp.server").addFilter(MalformedRequests())
+    # At debug level aiosqlite logs every statement with its parameters: the logged bodies themselves.
+    logging.getLogger("aiosqlite").setLevel(logging.INFO)
     run: Command = args.run
     return run(args, settings)

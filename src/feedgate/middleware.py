@@ -5,11 +5,13 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
+from urllib.parse import unquote
 
 from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMessage
 
 from feedgate.appkeys import PROVIDERS, REQUEST_ID, REQUEST_IDS, SETTINGS
-from feedgate.errors import FeedgateError, NotFound, PayloadTooLarge, Unauthorized, to_response
+from feedgate.errors import BadRequest, FeedgateError, NotFound, PayloadTooLarge, Unauthorized, to_response
 from feedgate.proxy.providers import AZURE_ROUTE
 from feedgate.request_ids import choose_request_id
 
@@ -18,6 +20,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 PROXY_ROUTES = frozenset({"proxy", "proxy-provider", AZURE_ROUTE})
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json"})
+METRICS_PATH = "/metrics"  # needs a key like any route, unless metrics.public
 
 
 def is_proxied(request: web.Request) -> bool:
@@ -32,8 +35,9 @@ def _bearer(value: str | None) -> str | None:
 
 
 def _check_key(request: web.Request, proxied: bool) -> None:
-    keys = request.app[SETTINGS].auth.keys
-    if not keys or request.path in OPEN_PATHS:
+    settings = request.app[SETTINGS]
+    keys = settings.auth.keys
+    if not keys or request.path in OPEN_PATHS or (request.path == METRICS_PATH and settings.metrics.public):
         return
     header = "Helicone-Auth" if proxied else "Authorization"
     given = _bearer(request.headers.get(header))
@@ -41,7 +45,7 @@ def _check_key(request: web.Request, proxied: bool) -> None:
         given = _key_in_provider_header(request)
     if given is None:
         raise Unauthorized(f"missing feedgate key: send {header}: Bearer <key>", code="missing_key")
-    given_bytes = given.encode()
+    given_bytes = given.encode("utf-8", "surrogateescape")  # a header's non-UTF-8 bytes: a wrong key, not a 500
     # Compare against every key so the time taken does not tell which key nearly matched.
     matched = False
     for key in keys:
@@ -64,6 +68,18 @@ def _key_in_provider_header(request: web.Request) -> str | None:
     return _bearer(headers.get("Authorization")) or headers.get("x-api-key") or headers.get("api-key")
 
 
+def _has_dot_segments(raw_path: str) -> bool:
+    """Whether a path has ``.`` or ``..`` segments, plain or percent-encoded.
+
+    Refused rather than resolved: the proxy forwards the raw path, and a provider that resolves
+    ``/openai/../../admin`` would receive a call outside the prefix it was configured for, with its key.
+    """
+    path = raw_path.partition("?")[0]
+    if "." not in path and "%" not in path:
+        return False
+    return any(unquote(segment) in (".", "..") for segment in path.split("/"))
+
+
 def _cors_origin(request: web.Request) -> str | None:
     origin = request.headers.get("Origin")
     allowed = request.app[SETTINGS].auth.cors_origins
@@ -76,6 +92,8 @@ def _cors_origin(request: web.Request) -> str | None:
 async def gateway_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     proxied = is_proxied(request)
     try:
+        if _has_dot_segments(request.raw_path):
+            raise BadRequest("the path may not contain '.' or '..' segments", code="invalid_path")
         request[REQUEST_ID] = (
             choose_request_id(request.headers.get("Helicone-Request-Id"), request.app[REQUEST_IDS])
             if proxied
@@ -88,6 +106,10 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
         response = await handler(request)
     except FeedgateError as error:
         response = to_response(error, openai_shape=proxied)
+    except (web.RequestPayloadError, BadHttpMessage) as exc:
+        # A body that does not decode as its Content-Encoding says, or whose framing is broken: aiohttp's parser
+        # finds it while the handler reads the body, and raises it wrapped around the parser's own error.
+        response = to_response(_unreadable_body(exc), openai_shape=proxied)
     except web.HTTPRequestEntityTooLarge as exc:
         response = to_response(PayloadTooLarge(exc.text or "request body too large"), openai_shape=proxied)
     except web.HTTPNotFound:
@@ -97,7 +119,7 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
         http_error.status = exc.status
         http_error.error_type = "invalid_request_error"
         response = to_response(http_error, openai_shape=proxied)
-    except ConnectionResetError:
+    except ConnectionError:
         # The client went away before its answer could start: nobody is left to answer, nothing failed.
         # 499 is nginx's "client closed request", so the access log says what happened.
         log.debug("client went away during %s %s", request.method, request.path)
@@ -113,6 +135,12 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
         response.headers["Vary"] = "Origin"
         response.headers["Access-Control-Expose-Headers"] = "Helicone-Id"
     return response
+
+
+def _unreadable_body(exc: Exception) -> BadRequest:
+    cause = exc if isinstance(exc, BadHttpMessage) else exc.__cause__
+    why = cause.message if isinstance(cause, BadHttpMessage) and cause.message else str(exc.__cause__ or exc)
+    return BadRequest(f"the request body cannot be read: {why}", code="invalid_body_encoding")
 
 
 def _preflight(request: web.Request, origin: str) -> web.Response:

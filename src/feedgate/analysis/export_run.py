@@ -8,7 +8,8 @@ as ``openai_chat_lines`` chooses.
 ``jsonl`` writes every matching request in full (the fields of ``GET /v1/request/{id}``), undeduplicated.
 
 Streamed answers export like plain ones: ``response_json`` holds the reassembled message of a stream,
-``response_body`` the JSON of a non-streamed answer; Anthropic messages convert to the same chat shape.
+``response_body`` the JSON of a non-streamed answer; Anthropic messages and Responses API calls convert to the
+same chat shape, a Responses call with the earlier turns feedgate logged before it (``response_chains.py``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import orjson
 
 from feedgate.analysis.chat_messages import ExportRow
 from feedgate.analysis.request_rows import annotated
+from feedgate.analysis.response_chains import link_responses
 from feedgate.analysis.training_formats import few_shot, openai_chat_lines, openai_preference_lines, split
 from feedgate.errors import FilterError
 from feedgate.store.dialect import Frag
@@ -99,27 +101,35 @@ class Export:
         group: list[ExportRow] = []
         group_key: str | None = None
         async for rows in export_rows(self.store, self.ids, full=self.fmt == "jsonl"):
-            for row in rows:
-                if self.fmt == "jsonl":
+            if self.fmt == "jsonl":
+                for row in rows:
                     yield self._count(_line(_full(row)))
-                elif self.fmt == "openai-preference":
+                self._read(len(rows))
+                continue
+            pairs = [(row, export_row(row)) for row in rows]
+            await link_responses(self.store, pairs)
+            for row, exported in pairs:
+                if self.fmt == "openai-preference":
                     if row["messages_fingerprint"] != group_key:
                         for line in openai_preference_lines(group):
                             yield self._count(_line(line))
                         group, group_key = [], row["messages_fingerprint"]
-                    group.append(export_row(row))
+                    group.append(exported)
                 else:
-                    for line, key in self._deduplicable(export_row(row)):
+                    for line, key in self._deduplicable(exported):
                         if key in seen:
                             self.duplicates += 1
                             continue
                         seen.add(key)
                         yield self._count(_line(line))
-            self.rows_read += len(rows)
-            if self.progress is not None:
-                self.progress(self.rows_read, len(self.ids))
+            self._read(len(rows))
         for line in openai_preference_lines(group):
             yield self._count(_line(line))
+
+    def _read(self, count: int) -> None:
+        self.rows_read += count
+        if self.progress is not None:
+            self.progress(self.rows_read, len(self.ids))
 
     def _deduplicable(self, row: ExportRow) -> Iterator[tuple[Any, bytes]]:
         if self.fmt == "openai-chat":

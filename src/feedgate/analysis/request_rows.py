@@ -1,10 +1,19 @@
-"""Stored rows in Helicone's ``HeliconeRequest`` shape, so tools written for Helicone read them as is."""
+"""Stored rows in Helicone's ``HeliconeRequest`` shape, so tools written for Helicone read them as is.
+
+The answer reads the same whatever API the call used (``api``: chat, responses, messages, completions,
+embeddings or other): ``response_text``, ``finish_reason`` and ``tool_calls`` (OpenAI chat tool calls, from a
+chat answer's ``tool_calls``, an Anthropic answer's ``tool_use`` blocks or a Responses answer's
+``function_call`` items). ``request_model`` is the model asked for, ``response_model`` the one that answered,
+and ``model`` the one stats group by (the answered one when known).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import orjson
+
+from feedgate.analysis.chat_messages import answer_tool_calls
 
 
 def _body(raw: bytes | str | None) -> Any:
@@ -32,7 +41,10 @@ def helicone_row(row: dict[str, Any], attempts: int | None = None) -> dict[str, 
         "request_created_at": row["datetime_utc"],
         "response_status": row["status"] if row["status"] is not None else _status_for(row["error_type"]),
         "model": row["model"],
-        "request_model": row["model"],
+        # Rows logged before the two were kept apart (no api) only had the effective model.
+        "request_model": row["request_model"] if row["api"] is not None else row["model"],
+        "response_model": row["response_model"],
+        "api": row["api"],
         "provider": row["provider"],
         "request_path": row["path"],
         "target_url": row["target_url"],
@@ -43,6 +55,7 @@ def helicone_row(row: dict[str, Any], attempts: int | None = None) -> dict[str, 
         "total_tokens": row["total_tokens"],
         "prompt_cache_read_tokens": row["cache_read_tokens"],
         "prompt_cache_write_tokens": row["cache_write_tokens"],
+        "reasoning_tokens": row["reasoning_tokens"],
         "delay_ms": row["duration_ms"],
         "time_to_first_token": row["ttft_ms"],
         "cost": row["cost_usd"],
@@ -63,7 +76,13 @@ def helicone_row(row: dict[str, Any], attempts: int | None = None) -> dict[str, 
         "error_message": row["error_message"],
         "response_text": row["response_text"],
         "finish_reason": row["finish_reason"],
+        "tool_calls": answer_tool_calls(response_body),
+        "response_id": row["response_id"],
+        "previous_response_id": row["previous_response_id"],
         "request_headers": _json(row["request_headers_json"], {}),
+        # The OpenTelemetry trace of a traced call (null otherwise): where to find it in the tracing backend.
+        "trace_id": row.get("trace_id"),
+        "span_id": row.get("span_id"),
     }
     if is_stream:
         out["response_events"] = _body_text(row["response_body"])

@@ -26,8 +26,9 @@ from feedgate.api.feedback_models import (
     parse,
     score_types,
 )
+from feedgate.api.feedback_notes import notes_for
 from feedgate.api.results import commit, json_body, ok
-from feedgate.appkeys import INFLIGHT, STORE, WRITER
+from feedgate.appkeys import FEEDBACK_OBSERVER, INFLIGHT, STORE, WRITER
 from feedgate.errors import BadRequest
 from feedgate.request_ids import check_id
 from feedgate.store.ops import DeleteScores, PutFeedback, PutProperty, PutScores, WriteOp
@@ -38,6 +39,14 @@ from feedgate.store.reads.feedback import feedback_state, session_request_count
 routes = web.RouteTableDef()
 
 PENDING = {"status": "pending"}
+
+
+async def _commit(request: web.Request, ops: WriteOp | list[WriteOp]) -> None:
+    """Commit, then tell the observers (metrics, traces): only what is stored is counted."""
+    await commit(request, ops)
+    observer = request.app.get(FEEDBACK_OBSERVER)
+    if observer is not None:
+        await observer(request, notes_for(ops if isinstance(ops, list) else [ops]))
 
 
 async def known_ids(request: web.Request, request_ids: Sequence[str]) -> set[str]:
@@ -74,14 +83,14 @@ def _feedback_op(target_type: str, target_id: str, body: FeedbackIn, source: str
 async def post_request_feedback(request: web.Request) -> web.Response:
     request_id = check_id(request.match_info["request_id"])
     body = parse(FeedbackIn, await json_body(request))
-    await commit(request, _feedback_op("request", request_id, body))
+    await _commit(request, _feedback_op("request", request_id, body))
     return await _answer_for(request, request_id)
 
 
 @routes.delete("/v1/request/{request_id:[^/]+}/feedback")
 async def delete_request_feedback(request: web.Request) -> web.Response:
     request_id = check_id(request.match_info["request_id"])
-    await commit(request, PutFeedback("request", request_id, "explicit", None, source="api"))
+    await _commit(request, PutFeedback("request", request_id, "explicit", None, source="api"))
     return ok(None)
 
 
@@ -97,7 +106,7 @@ async def get_request_feedback(request: web.Request) -> web.Response:
 async def post_scores(request: web.Request) -> web.Response:
     request_id = check_id(request.match_info["request_id"])
     body = parse(ScoresIn, await json_body(request))
-    await commit(request, PutScores(request_id, score_types(body.scores)))
+    await _commit(request, PutScores(request_id, score_types(body.scores)))
     return await _answer_for(request, request_id)
 
 
@@ -126,7 +135,7 @@ async def put_property(request: web.Request) -> web.Response:
     request_id = check_id(request.match_info["request_id"])
     body = parse(PropertyIn, await json_body(request))
     # Helicone lower-cases property names from headers; do the same so filters find both alike.
-    await commit(request, PutProperty(request_id, body.key.lower(), body.value))
+    await _commit(request, PutProperty(request_id, body.key.lower(), body.value))
     return await _answer_for(request, request_id)
 
 
@@ -135,7 +144,7 @@ async def post_session_feedback(request: web.Request) -> web.Response:
     session_id = check_id(request.match_info["session_id"], "session ID")
     body = parse(SessionFeedbackIn, await json_body(request))
     op = PutFeedback("session", session_id, "explicit", body.rating, comment=body.comment, user_id=body.user_id)
-    await commit(request, op)
+    await _commit(request, op)
     return ok(None, status=201)
 
 
@@ -151,7 +160,7 @@ async def get_session_feedback(request: web.Request) -> web.Response:
 async def post_legacy_feedback(request: web.Request) -> web.Response:
     body = parse(LegacyFeedbackIn, await json_body(request))
     request_id = check_id(body.helicone_id)
-    await commit(request, PutFeedback("request", request_id, "explicit", body.rating, source="legacy"))
+    await _commit(request, PutFeedback("request", request_id, "explicit", body.rating, source="legacy"))
     return web.json_response({"message": "Feedback added successfully.", "helicone_id": request_id})
 
 
@@ -181,7 +190,7 @@ async def post_batch(request: web.Request) -> web.Response:
         valid.append((len(results), item.request_id))
         results.append({"requestId": item.request_id, "status": "stored"})
     if ops:
-        await commit(request, ops)
+        await _commit(request, ops)
         known = await known_ids(request, [rid for _, rid in valid])
         for index, request_id in valid:
             if request_id not in known:

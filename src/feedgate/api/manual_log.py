@@ -6,6 +6,10 @@
      "providerResponse": {"json": {...}, "textBody"?: str, "status": int, "headers": {str: str}},
      "timing"?: {"startTime": {"seconds", "milliseconds"}, "endTime": {...}, "timeToFirstToken"?: ms}}
 
+A streamed call's ``textBody`` may hold its chunks as newline-separated JSON objects (helicone-helpers'
+``log_builder`` with ``add_chunk``) or as SSE ``data:`` lines, in the OpenAI, Responses or Anthropic shapes;
+it is reassembled like a proxied stream.
+
 Helicone headers (``Helicone-Request-Id``, ``-User-Id``, ``-Property-*``, ...) may be HTTP headers of the log
 call or sit in ``meta``; the HTTP headers win. The report becomes an ``Exchange`` like a proxied call and goes
 through the same writer and ``build_row``, so feedback, stats and exports treat both alike. The answer is 200
@@ -116,9 +120,33 @@ def _text(value: str | int | float | bool | None) -> str:
     return "" if value is None else str(value)
 
 
+def stream_text_as_sse(text: str) -> bytes:
+    """A reported stream's text as SSE events, whichever form the reporter wrote it in.
+
+    helicone-helpers' ``log_builder`` joins the chunks it was given with single newlines: each a JSON object
+    (``add_chunk(chunk.model_dump())``) or a line of the SSE the app read (``data: {...}``, ``event: ...``).
+    Each object or ``data:`` line becomes one event, so the stream reassembles exactly as a proxied one.
+    """
+    out: list[bytes] = []
+    for line in text.encode().splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        if line.startswith(b"{"):
+            out.append(b"data: " + line + b"\n\n")
+        elif line.startswith(b"data:"):
+            out.append(line + b"\n\n")
+        elif line.startswith(b"event:"):
+            out.append(line + b"\n")
+        # anything else (an error's traceback the builder put ahead of the chunks) is not an event
+    return b"".join(out)
+
+
 def _response_bytes(body: LogBody, is_stream: bool) -> bytes:
     response = body.providerResponse
     if response.textBody is not None:
+        if is_stream:
+            return stream_text_as_sse(response.textBody)
         return response.textBody.encode()
     data = response.body
     if is_stream and isinstance(data, dict) and isinstance(data.get("streamed_data"), list):

@@ -122,8 +122,8 @@ def _query_schema(schema: dict[str, Any]) -> dict[str, Any]:
 
 def _answers(op: Operation, schemas: _Schemas) -> dict[str, Any]:
     data = {"type": "null"} if op.answer is None else schemas.of(op.answer, "serialization")
-    if op.jsonl:
-        content = {"application/x-ndjson": {"schema": {"type": "string"}, "example": op.answer_example}}
+    if op.media != "application/json":
+        content = {op.media: {"schema": {"type": "string"}, "example": op.answer_example}}
     elif op.enveloped:
         envelope = {
             "type": "object",

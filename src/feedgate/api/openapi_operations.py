@@ -51,7 +51,7 @@ class Operation:
     filters: bool = False  # also takes property.NAME and min_score.NAME
     enveloped: bool = True  # Helicone's {"data", "error"}
     public: bool = False  # answered without a feedgate key
-    jsonl: bool = False  # streams JSON lines
+    media: str = "application/json"  # another is text: JSON lines, Prometheus' format
     pending: bool = False  # may answer 202 pending: the request ID is not known yet
 
 
@@ -119,6 +119,7 @@ LOG_BODY = {
         "endTime": {"seconds": 1768469401, "milliseconds": 40},
     },
 }
+JSONL = "application/x-ndjson"
 EXPORT_LINE = (
     '{"messages": [{"role": "user", "content": "Where is my parcel?"}, {"role": "assistant", "content": "..."}]}\n'
 )
@@ -148,6 +149,16 @@ OPERATIONS: tuple[Operation, ...] = (
         {"status": "ready", "queue": {"queued": 0, "capacity": 10000}, "log": {"written": 1042}, "inflight": 0},
         enveloped=False,
         public=True,
+    ),
+    Operation(
+        "GET",
+        "/metrics",
+        "ops",
+        "Prometheus metrics (docs/observability.md); without a key only when metrics.public is set",
+        str,
+        '# TYPE feedgate_requests_total counter\nfeedgate_requests_total{provider="openai",status="200"} 1042\n',
+        enveloped=False,
+        media="text/plain",
     ),
     Operation(
         "GET",
@@ -424,7 +435,7 @@ OPERATIONS: tuple[Operation, ...] = (
         str,
         EXPORT_LINE,
         query=q.ExportPart,
-        jsonl=True,
+        media=JSONL,
     ),
     Operation(
         "GET",
@@ -435,6 +446,6 @@ OPERATIONS: tuple[Operation, ...] = (
         EXPORT_LINE,
         query=q.ExportQuery,
         filters=True,
-        jsonl=True,
+        media=JSONL,
     ),
 )

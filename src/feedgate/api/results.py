@@ -7,8 +7,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from feedgate.appkeys import WRITER
-from feedgate.errors import BadRequest, StoreUnavailable
+from feedgate.appkeys import SETTINGS, WRITER
+from feedgate.errors import BadRequest, RowRejected, StoreUnavailable, Unprocessable
 from feedgate.store.ops import WriteOp
 
 
@@ -31,12 +31,23 @@ async def json_body(request: web.Request) -> Any:
         raise BadRequest(f"request body is not valid JSON: {exc}") from None
 
 
-async def commit(request: web.Request, ops: WriteOp | list[WriteOp], timeout: float = 10.0) -> None:
-    """Hand writes to the single writer and wait until they are committed; 503 if the store does not confirm."""
+async def commit(request: web.Request, ops: WriteOp | list[WriteOp], timeout: float | None = None) -> None:
+    """Hand writes to the single writer and wait until they are committed.
+
+    503 when the store does not take them within ``timeout`` (default ``feedback.store_timeout_s``): the
+    writer then withdraws them, so the client can simply retry. 422 when the store refuses a value.
+    """
+    writer = request.app[WRITER]
+    wait_s = request.app[SETTINGS].feedback.store_timeout_s if timeout is None else timeout
     try:
-        await request.app[WRITER].submit(ops, timeout=timeout)
+        await writer.submit(ops, timeout=wait_s)
     except TimeoutError:
-        # The write may still be waiting in the queue and land when the store recovers: say so, no more.
+        cause = f" ({writer.stats.last_error})" if writer.failing else ""
         raise StoreUnavailable(
-            "the store did not confirm the write in time; retry later (it may still be stored)"
+            f"the store did not take the write within {wait_s:g}s{cause}; it was not stored: retry later",
+            code="store_unavailable",
         ) from None
+    except RowRejected as exc:
+        raise Unprocessable(f"the store cannot keep this value: {exc}") from None
+    except Exception as exc:  # the store failed while the gateway was stopping
+        raise StoreUnavailable(f"the store failed: {type(exc).__name__}: {exc}", code="store_unavailable") from None

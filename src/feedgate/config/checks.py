@@ -9,6 +9,23 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
+# Headers that describe one connection or the framing of one message: feedgate sets the ones it needs for
+# its own connection and message, and sends no one else's (they could smuggle in a second request).
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+    }
+)
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _BAD_VALUE = re.compile(r"[\r\n\x00]")
 
@@ -33,4 +50,6 @@ def header_problem(name: str, value: str) -> str | None:
         return f"{name[:40]!r} is not a valid header name"
     if _BAD_VALUE.search(value):
         return f"the value of header {name[:40]!r} contains a line break or NUL"
+    if name.lower() in HOP_BY_HOP:
+        return f"{name[:40]!r} is a connection or framing header, which feedgate sets itself"
     return None

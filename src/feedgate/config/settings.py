@@ -8,6 +8,7 @@ public interface.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from typing import Any, Literal
 
@@ -36,6 +37,7 @@ class ServerSettings(_Section):
     upstream_read_timeout_s: float = Field(
         600.0, gt=0, description="Longest silence from a provider (between bytes) before a 504."
     )
+    readyz_timeout_s: float = Field(2.0, gt=0, description="Longest /readyz waits for the store before it answers 503.")
     allow_open_bind: bool = Field(
         False,
         description="Allow listening on a non-loopback address with no auth keys configured.",
@@ -50,6 +52,16 @@ class DatabaseSettings(_Section):
     queue_size: int = Field(
         50_000, ge=1, description="Log records held in memory while the writer catches up; beyond: counted loss."
     )
+    queue_max_bytes: int = Field(
+        256 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="Bytes of bodies those records may hold in memory; beyond: counted loss, like queue_size.",
+    )
+    spool: str | None = Field(
+        None,
+        description="Directory where each log record is also written until the store has it, so a crash (kill "
+        "-9) loses none: the next start writes them. Costs one write system call per request. Unset: off.",
+    )
     batch_max: int = Field(1000, ge=1, description="Most records the writer puts in one transaction.")
     batch_wait_ms: float = Field(
         10.0,
@@ -62,6 +74,12 @@ class DatabaseSettings(_Section):
     pool_max: int = Field(10, ge=1, description="PostgreSQL: largest read-pool size.")
     connect_wait_s: float = Field(
         0.0, ge=0, description="At start, how long to wait for an unreachable database before giving up."
+    )
+    max_decoded_answer_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024,
+        description="A compressed answer is decoded for the log up to this size; beyond it the logged body is cut "
+        "and the row marked feedgate-truncated.",
     )
 
     @field_validator("url")
@@ -108,6 +126,12 @@ class FeedbackSettings(_Section):
     )
     regenerate_window_s: float = Field(
         600.0, ge=0, description="A conversation sent again within this window marks the earlier answer."
+    )
+    store_timeout_s: float = Field(
+        2.0,
+        gt=0,
+        le=60,
+        description="How long a feedback write waits for the store before it is withdrawn and answered 503.",
     )
 
 
@@ -185,6 +209,11 @@ class ProviderSettings(_Section):
         "feedgate with a feedgate key instead of a provider key.",
     )
     headers: dict[str, str] = Field(default_factory=dict, description="Extra headers sent with every call.")
+    propagate_trace: bool = Field(
+        False,
+        description="Send this provider a W3C traceparent naming feedgate's span of the call (with tracing on). "
+        "Off: no traceparent reaches it, not even the caller's (some providers reject it; it leaks trace IDs).",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -219,6 +248,60 @@ class ProviderSettings(_Section):
         return None if value is None else value.rstrip("/")
 
 
+class MetricsSettings(_Section):
+    enabled: bool = Field(
+        True,
+        description="Serve GET /metrics in Prometheus text format; false removes the route (404) and counts nothing.",
+    )
+    public: bool = Field(
+        False, description="With auth.keys set, let /metrics be scraped without a key (a scraper on your own network)."
+    )
+    models: list[str] = Field(
+        default_factory=list,
+        description="Model names that get their own value of the metrics' model label besides those in the price "
+        "table; any other model is counted as other.",
+    )
+
+
+class TracingSettings(_Section):
+    enabled: bool = Field(
+        False,
+        description="Export OpenTelemetry traces over OTLP/HTTP (pip install 'feedgate[otel]'). Also on when "
+        "OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set.",
+    )
+    endpoint: str | None = Field(
+        None,
+        description="Where spans are sent (an OTLP/HTTP traces URL, e.g. http://collector:4318/v1/traces); unset: "
+        "the OTEL_EXPORTER_OTLP_* variables, else http://localhost:4318/v1/traces.",
+    )
+    service_name: str = Field("feedgate", min_length=1, description="The service.name spans are reported under.")
+    sample_ratio: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="Share of new traces recorded; a request whose caller's traceparent says sampled or not "
+        "follows the caller.",
+    )
+    export_delay_ms: float = Field(
+        5000.0, gt=0, le=60_000, description="How often the batch processor sends the spans it holds."
+    )
+
+    @field_validator("endpoint")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and origin_of(value) is None:
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("enabled")
+    @classmethod
+    def _installed(cls, value: bool) -> bool:
+        # Found without importing it: the check costs nothing, and a missing extra is a one-line config error.
+        if value and importlib.util.find_spec("opentelemetry.exporter.otlp.proto.http") is None:
+            raise ValueError("needs OpenTelemetry: pip install 'feedgate[otel]'")
+        return value
+
+
 class ModelPrice(_Section):
     input: float = Field(..., ge=0, description="USD per 1M uncached input tokens.")
     output: float = Field(..., ge=0, description="USD per 1M output tokens.")
@@ -238,7 +321,15 @@ class Settings(_Section):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log verbosity.", json_schema_extra={"env": "FEEDGATE_LOG_LEVEL"}
     )
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="text: readable lines. json: one JSON object per line (time, level, message, request ID, trace "
+        "ID, status, duration, provider, model) for log shippers.",
+        json_schema_extra={"env": "FEEDGATE_LOG_FORMAT"},
+    )
     proxy: ProxySettings = Field(default_factory=ProxySettings)  # type: ignore[arg-type]
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)  # type: ignore[arg-type]
+    tracing: TracingSettings = Field(default_factory=TracingSettings)  # type: ignore[arg-type]
     providers: list[ProviderSettings] = Field(
         default_factory=list,
         description="Upstreams besides the built-in openai and anthropic; an entry with a built-in name "

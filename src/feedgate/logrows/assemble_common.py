@@ -17,6 +17,7 @@ class Usage(NamedTuple):
 
     OpenAI's ``input_tokens`` (prompt_tokens) *includes* the cached part (``cache_read_tokens``).
     Anthropic's ``input_tokens`` *excludes* cache reads and writes, so its total adds them back.
+    ``reasoning_tokens`` are part of ``output_tokens`` (and billed as output), reported apart by OpenAI.
     """
 
     input_tokens: int | None = None
@@ -24,6 +25,7 @@ class Usage(NamedTuple):
     total_tokens: int | None = None
     cache_read_tokens: int | None = None
     cache_write_tokens: int | None = None
+    reasoning_tokens: int | None = None
 
 
 class Assembled(NamedTuple):

@@ -40,7 +40,8 @@ def openai_usage(u: Any) -> Usage:
     cached = as_int(details.get("cached_tokens"))
     if cached is None:
         cached = as_int(u.get("prompt_cache_hit_tokens"))  # DeepSeek
-    return Usage(inp, out, total, cached, None)
+    output_details = as_dict(u.get("completion_tokens_details")) or as_dict(u.get("output_tokens_details"))
+    return Usage(inp, out, total, cached, None, as_int(output_details.get("reasoning_tokens")))
 
 
 def openai_choices(data: dict[str, Any], choices: list[Any]) -> Assembled:

@@ -22,6 +22,7 @@ class Provider:
     base_url: str
     api_key: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    propagate_trace: bool = False  # send the provider a traceparent naming feedgate's span of the call
 
     @property
     def log_kind(self) -> str:
@@ -69,6 +70,7 @@ class Providers:
                 base_url,
                 entry.api_key.get_secret_value() if entry.api_key is not None else None,
                 dict(entry.headers),
+                entry.propagate_trace,
             )
         return cls(
             list(by_name.values()),

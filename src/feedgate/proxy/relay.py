@@ -8,9 +8,9 @@ so which side broke off is told by type.
 
 from __future__ import annotations
 
+import logging
 import time
 
-import aiohttp
 from aiohttp import web
 
 from feedgate.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
@@ -19,8 +19,10 @@ from feedgate.proxy.headers import client_headers
 from feedgate.proxy.stream_usage import UsageChunkFilter
 from feedgate.upstream.client import UpstreamResponse
 
-# What writing to a client that has gone away raises.
-CLIENT_GONE = (ConnectionResetError, aiohttp.ClientConnectionResetError)
+log = logging.getLogger("feedgate")
+# What writing to a client that has gone away raises: a reset, a broken pipe, or aiohttp's "Connection lost"
+# for a writer paused on a slow client whose connection then closed (a plain ConnectionError).
+CLIENT_GONE = (ConnectionError,)
 
 
 async def relay(
@@ -54,6 +56,9 @@ async def relay(
     exchange.is_stream = is_sse
     response = web.StreamResponse(status=upstream.status, headers=headers)
     chunks = exchange.response_chunks
+    # Each chunk's arrival time, for the writer to find when the first output came (a C-level append each).
+    times_append, clock = exchange.chunk_times.append, time.perf_counter
+    exchange.perf_started = started
     usage_filter = UsageChunkFilter() if strip_usage and is_sse else None
     try:
         await response.prepare(request)  # the client may be gone before its answer starts
@@ -62,6 +67,7 @@ async def relay(
             if not chunks:
                 exchange.ttft_ms = (time.perf_counter() - started) * 1000.0
             chunks.append(chunk)
+            times_append(clock())
             out = usage_filter.feed(chunk) if usage_filter is not None else chunk
             if out:
                 await response.write(out)
@@ -77,6 +83,15 @@ async def relay(
         exchange.error_type = "upstream_timeout" if isinstance(exc, UpstreamTimeout) else "upstream_disconnected"
         exchange.error_message = exc.message
         # The status line is gone already: breaking the connection is the only honest signal left.
+        if request.transport is not None:
+            request.transport.abort()
+    except Exception as exc:
+        if not response.prepared:
+            raise  # nothing sent yet: the middleware answers a 500 in the OpenAI shape
+        # Our own failure after the answer began: no second status line can follow, so the connection is cut
+        # (as for an upstream breaking off) and the row says what happened.
+        log.exception("unexpected failure relaying request %s", exchange.request_id)
+        exchange.error_type, exchange.error_message = "internal_error", f"{type(exc).__name__}: {exc}"[:500]
         if request.transport is not None:
             request.transport.abort()
     return response

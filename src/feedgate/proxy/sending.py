@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from dataclasses import dataclass
 
 from multidict import CIMultiDict
@@ -17,6 +18,7 @@ from feedgate.logrows.exchange import Exchange
 from feedgate.proxy.features.fallbacks import Target
 from feedgate.proxy.features.retry import RetryPolicy, retryable
 from feedgate.proxy.providers import Provider
+from feedgate.proxy.trace_hooks import AttemptSpan, CallTracer
 from feedgate.upstream.client import UpstreamClient, UpstreamResponse
 
 # Where clients put a provider key; when feedgate injects the provider's own key, what a client sends
@@ -35,6 +37,7 @@ class Call:
     headers: CIMultiDict[str]  # the client's headers, cleaned; each target adds its credentials
     body: bytes
     exchange: Exchange
+    tracer: CallTracer | None = None  # set only when tracing is on
 
 
 def add_credentials(provider: Provider, headers: CIMultiDict[str], own_origin: bool) -> None:
@@ -57,14 +60,25 @@ def add_credentials(provider: Provider, headers: CIMultiDict[str], own_origin: b
 async def send(call: Call, base_url: str, headers: CIMultiDict[str], body: bytes, who: str) -> UpstreamResponse:
     """Send to one upstream; its failure is logged on the exchange and raised as the client's 502 or 504."""
     exchange = call.exchange
+    if exchange.upstream_started is None:  # the provider's time, for feedgate_overhead_seconds, starts here
+        exchange.upstream_started = time.perf_counter()
+    span: AttemptSpan | None = None
+    if call.tracer is not None:
+        span = call.tracer.start_attempt(exchange, call.provider.name, call.provider.kind, base_url)
+        if call.provider.propagate_trace:
+            span.inject(headers)
     try:
         return await call.client.request(call.method, base_url, call.path_qs, headers, body)
     except UpstreamTimeout:
         exchange.error_type, exchange.error_message = "upstream_timeout", "no answer from the upstream"
+        if span is not None:
+            span.finish(None, exchange.error_type)
         raise UpstreamTimeout(f"{who} did not answer in time", code="upstream_timeout") from None
     except UpstreamError as exc:
         # Before its answer began, whatever went wrong means the upstream could not be used.
         exchange.error_type, exchange.error_message = "upstream_unreachable", exc.message
+        if span is not None:
+            span.finish(None, exchange.error_type)
         raise UpstreamUnreachable(f"cannot reach {who}: {exc.message}", code="upstream_unreachable") from None
 
 
@@ -94,7 +108,7 @@ async def send_to_targets(
         if retries:
             exchange.extra_properties["feedgate-retries"] = str(retries)
         if index < last and target.falls_back_on(upstream.status):
-            await drain(upstream)
+            await drain(upstream, call)
             continue
         return upstream, index
     raise AssertionError("the last target always answers or raises")
@@ -117,13 +131,15 @@ async def _send_retrying(
             if policy is None or retry >= policy.retries or not retryable(upstream.status):
                 return upstream, retry
             retry_after = upstream.headers.get("Retry-After")
-            await drain(upstream)
+            await drain(upstream, call)
         retry += 1
         await asyncio.sleep(policy.delay_s(retry, retry_after))
 
 
-async def drain(upstream: UpstreamResponse) -> None:
+async def drain(upstream: UpstreamResponse, call: Call) -> None:
     """Read and drop an answer that will not be relayed, so its connection can be reused."""
     with contextlib.suppress(UpstreamError):
         await upstream.read()
     upstream.release()
+    if call.tracer is not None and call.exchange.attempt_spans:
+        call.exchange.attempt_spans[-1].finish(upstream.status, None)

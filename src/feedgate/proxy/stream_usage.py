@@ -35,7 +35,10 @@ def ensure_stream_usage(path: str, body: bytes) -> bytes | None:
     if isinstance(options, dict) and options.get("include_usage"):
         return None
     payload["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
-    return orjson.dumps(payload)
+    try:
+        return orjson.dumps(payload)
+    except TypeError:  # nested deeper than orjson writes (254 levels): forward the body as sent
+        return None
 
 
 class UsageChunkFilter:

@@ -231,6 +231,54 @@ migration(
     postgres="DROP INDEX IF EXISTS requests_model_duration; DROP INDEX IF EXISTS requests_duration;",
 )
 
+# One answer vocabulary across the chat, Responses and Messages APIs (issue #14). ``model`` stays the effective
+# model stats group by; ``request_model`` is what the client asked for and ``response_model`` what the provider
+# answered with (a dated snapshot, a deployment's model). ``api`` names the API a row's call used. The Responses
+# API's ``response_id`` and ``previous_response_id`` chain a conversation kept on the provider's side, so exports
+# rebuild it from the calls feedgate logged; the index finds a call's predecessor. It is partial: only Responses
+# rows pay for it, and each of those pays one index insert, as the user_id and session_id indexes charge theirs.
+# ``reasoning_tokens`` is the part of the output tokens a reasoning model spent thinking.
+_ANSWERS = """
+ALTER TABLE requests ADD COLUMN request_model TEXT;
+ALTER TABLE requests ADD COLUMN response_model TEXT;
+ALTER TABLE requests ADD COLUMN api TEXT;
+ALTER TABLE requests ADD COLUMN response_id TEXT;
+ALTER TABLE requests ADD COLUMN previous_response_id TEXT;
+ALTER TABLE requests ADD COLUMN reasoning_tokens INTEGER;
+CREATE INDEX requests_response_id ON requests (response_id) WHERE api = 'responses'
+"""
+
+migration("m006_answers_across_apis", sqlite=_ANSWERS)
+
+
+# The OpenTelemetry trace of a traced call (tracing.enabled): its trace ID, so a trace leads to the logged
+# call, and the span feedback on the call is recorded under (gen_ai.evaluation.result). Untraced rows
+# leave both null, which costs SQLite nothing and PostgreSQL one bit each. No index: traces name the
+# request ID (feedgate.request_id), and the row is found by that.
+migration(
+    "m007_trace_id",
+    sqlite="ALTER TABLE requests ADD COLUMN trace_id TEXT; ALTER TABLE requests ADD COLUMN span_id TEXT;",
+)
+
+
+# Each gateway process notes its run: when it started, when it was last seen alive, and when it stopped.
+# A run that never stopped cleanly may have lost the log records it held in memory (store/runs.py): the
+# next start, or any instance on the same store, finds it and says so.
+_RUNS = """
+CREATE TABLE feedgate_runs (
+    run_id TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    started_utc TEXT NOT NULL,
+    seen_utc TEXT NOT NULL,
+    stopped_utc TEXT,
+    reported_utc TEXT
+);
+CREATE INDEX feedgate_runs_open ON feedgate_runs (stopped_utc, reported_utc);
+"""
+
+migration("m008_runs", sqlite=_RUNS, postgres=_RUNS)
+
 
 def statements(sql: str) -> list[str]:
     """Split a step into statements (the steps hold no semicolons inside literals)."""

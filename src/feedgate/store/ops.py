@@ -50,6 +50,14 @@ REQUEST_COLUMNS: tuple[str, ...] = (
     "error_message",
     "cache_reference_id",
     "body_bytes",
+    "request_model",
+    "response_model",
+    "api",
+    "response_id",
+    "previous_response_id",
+    "reasoning_tokens",
+    "trace_id",
+    "span_id",
 )
 
 
@@ -61,6 +69,8 @@ class InsertRequest:
     derived_signals: tuple[str, ...] = ()
     # The gateway minted the ID, so no earlier attempt exists: the store may skip looking for one.
     fresh_id: bool = False
+    # Why the answer's body could not be logged whole: "undecodable" or "truncated" (the writer counts them).
+    answer_problem: str | None = None
 
     @property
     def request_id(self) -> str:
@@ -184,5 +194,36 @@ class RecordAlerts:
     datetime_utc: str = field(default_factory=utc_text)
 
 
+@dataclass(slots=True)
+class RecordRun:
+    """This process's run in ``feedgate_runs``: started, still alive (``seen_utc``), or stopped cleanly."""
+
+    run_id: str
+    host: str
+    pid: int
+    started_utc: str
+    seen_utc: str
+    stopped_utc: str | None = None
+
+
+@dataclass(slots=True)
+class ReportRuns:
+    """Runs found stopped uncleanly, now reported, so no later start reports them again."""
+
+    run_ids: list[str]
+    reported_utc: str
+
+
 DatasetOp = CreateDataset | MutateDataset | DeleteDataset | RecordAlerts
-WriteOp = InsertRequest | PutFeedback | PutScores | DeleteScores | PutProperty | PutCacheEntry | DropPending | DatasetOp
+RunOp = RecordRun | ReportRuns
+WriteOp = (
+    InsertRequest
+    | PutFeedback
+    | PutScores
+    | DeleteScores
+    | PutProperty
+    | PutCacheEntry
+    | DropPending
+    | DatasetOp
+    | RunOp
+)

@@ -6,6 +6,7 @@ reads never queue behind a large batch and WAL lets them see the last committed 
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
@@ -147,12 +148,16 @@ class SqliteStore(Store):
 
                 await insert_derived_signals(db, inserts, self.regenerate_window, find_previous)
             await apply_other_ops(db, SQLITE, ops)
+            await conn.execute("COMMIT")
         except BaseException as exc:
-            await conn.execute("ROLLBACK")
+            # SQLite may already have rolled back (a full disk does that): a ROLLBACK would then fail
+            # with "no transaction is active" and hide the real cause.
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    await conn.execute("ROLLBACK")
             if isinstance(exc, _CONTENT_ERRORS):
                 raise RowRejected(f"{type(exc).__name__}: {exc}") from exc
             raise
-        await conn.execute("COMMIT")
 
     async def request_attempts(self, request_id: str) -> list[dict[str, Any]]:
         rows = await self.reader.execute_fetchall(

@@ -23,6 +23,8 @@ from feedgate.store.ops import (
     PutFeedback,
     PutProperty,
     PutScores,
+    RecordRun,
+    ReportRuns,
     WriteOp,
 )
 
@@ -57,6 +59,12 @@ UPSERT_PROPERTY = (
     "INSERT INTO request_properties (request_id, key, value, datetime_utc) "
     "VALUES (?, ?, ?, ?) ON CONFLICT (request_id, key) DO UPDATE SET "
     "value = excluded.value, datetime_utc = excluded.datetime_utc"
+)
+
+
+UPSERT_RUN = (
+    "INSERT INTO feedgate_runs (run_id, host, pid, started_utc, seen_utc, stopped_utc) VALUES (?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (run_id) DO UPDATE SET seen_utc = excluded.seen_utc, stopped_utc = excluded.stopped_utc"
 )
 
 
@@ -188,6 +196,13 @@ async def apply_other_ops(db: Executor, dialect: Dialect, ops: Sequence[WriteOp]
                 await db.execute(statement, op.request_ids)
         elif isinstance(op, DATASET_OPS):
             await apply_dataset_op(db, dialect, op)
+        elif isinstance(op, RecordRun):
+            await db.execute(UPSERT_RUN, (op.run_id, op.host, op.pid, op.started_utc, op.seen_utc, op.stopped_utc))
+        elif isinstance(op, ReportRuns) and op.run_ids:
+            marks = ", ".join("?" for _ in op.run_ids)
+            await db.execute(
+                f"UPDATE feedgate_runs SET reported_utc = ? WHERE run_id IN ({marks})", (op.reported_utc, *op.run_ids)
+            )
     if run:
         await _feedback(db, run)
 

@@ -24,15 +24,14 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import aiohttp
 import orjson
 from aiohttp import web
 from multidict import CIMultiDict
 
+from feedgate.config.checks import HOP_BY_HOP
 from feedgate.errors import BadRequest
 from feedgate.logrows.exchange import Exchange
 from feedgate.proxy.features.cache_backend import CacheBackend
-from feedgate.proxy.headers import HOP_BY_HOP
 from feedgate.proxy.stream_usage import UsageChunkFilter
 from feedgate.store.ops import CacheEntry, PutCacheEntry
 from feedgate.store.utc import utc_text
@@ -91,7 +90,7 @@ def parse_cache(headers: Mapping[str, str]) -> CachePolicy | None:
 def cache_key(provider: str, target: str, method: str, path_qs: str, body: bytes, seed: str) -> str:
     digest = hashlib.sha256()
     for part in (provider, target, method, path_qs, seed):
-        digest.update(part.encode())
+        digest.update(part.encode("utf-8", "surrogateescape"))  # a header's non-UTF-8 bytes, as they came
         digest.update(b"\0")
     digest.update(body)
     return digest.hexdigest()
@@ -136,7 +135,7 @@ async def replay(
     try:
         await response.write(body)
         await response.write_eof()
-    except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+    except ConnectionError:
         pass  # the client left; the hit is logged all the same
     return response
 

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from feedgate.config import origin_of
-from feedgate.config.checks import header_problem
+from feedgate.config.checks import HOP_BY_HOP, header_problem
 from feedgate.errors import BadRequest
 from feedgate.proxy.features.target_url import allowed_origin, target_override
 from feedgate.proxy.providers import Provider
@@ -74,11 +74,15 @@ def _headers(raw: Any, where: str) -> dict[str, str]:
         return {}
     if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
         raise _bad(f"{where}.headers must be an object of string values")
+    headers: dict[str, str] = {}
     for name, value in raw.items():
+        if str(name).lower() in HOP_BY_HOP or str(name).lower().startswith("helicone-"):
+            continue  # feedgate frames the request itself, and Helicone headers are its own instructions
         problem = header_problem(str(name), value)
         if problem is not None:
             raise _bad(f"{where}.headers: {problem}")
-    return {str(k): v for k, v in raw.items() if not str(k).lower().startswith("helicone-")}
+        headers[str(name)] = value
+    return headers
 
 
 def parse_fallbacks(value: str, provider: Provider, allowed: frozenset[str]) -> list[Target]:
@@ -130,4 +134,7 @@ def override_body(body: bytes, override: Mapping[str, Any]) -> bytes:
         payload = None
     if not isinstance(payload, dict):
         raise _bad("bodyKeyOverride needs a JSON object request body")
-    return orjson.dumps({**payload, **override})
+    try:
+        return orjson.dumps({**payload, **override})
+    except TypeError:  # nested deeper than orjson writes
+        raise _bad("bodyKeyOverride cannot rewrite a body nested this deep") from None

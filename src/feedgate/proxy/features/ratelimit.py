@@ -111,7 +111,7 @@ def segment_of(policy: RatePolicy, headers: Mapping[str, str], body: bytes) -> s
 
 def tenant_of(headers: Mapping[str, str]) -> str:
     credential = headers.get("Helicone-Auth") or headers.get("Authorization") or ""
-    return hashlib.sha256(credential.encode()).hexdigest()[:16]
+    return hashlib.sha256(credential.encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
 @dataclass(frozen=True, slots=True)

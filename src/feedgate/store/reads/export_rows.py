@@ -36,6 +36,9 @@ NARROW_COLUMNS = [
     "request_body",
     "response_body",
     "response_json",
+    "method",
+    "api",
+    "response_id",
 ]
 FULL_COLUMNS = ["id", "attempt", *REQUEST_COLUMNS]
 _RATING = "(SELECT f.rating FROM feedback f WHERE f.target_type = 'request' AND f.target_id = r.request_id)"
@@ -112,3 +115,34 @@ async def export_rows(
     finally:
         for future in ahead:
             future.cancel()
+
+
+RESPONSE_COLUMNS = [
+    "id",
+    "response_id",
+    "method",
+    "status",
+    "is_stream",
+    "request_body",
+    "response_body",
+    "response_json",
+]
+
+
+async def rows_by_response_id(store: Store, response_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    """The logged Responses API calls that answered with each response ID (the create, and any retrieval of a
+    background response), oldest first; found through the partial index on ``response_id``."""
+    ids = list(dict.fromkeys(response_ids))
+    out: dict[str, list[dict[str, Any]]] = {}
+    for start in range(0, len(ids), 500):
+        part = ids[start : start + 500]
+        marks = ", ".join("?" for _ in part)
+        selected = ", ".join(f"r.{name}" for name in RESPONSE_COLUMNS)
+        rows = await store.fetch(
+            f"SELECT {selected} FROM requests r WHERE r.api = 'responses' AND r.response_id IN ({marks}) ORDER BY r.id",
+            part,
+        )
+        for row in rows:
+            found = dict(zip(RESPONSE_COLUMNS, row, strict=True))
+            out.setdefault(found["response_id"], []).append(found)
+    return out

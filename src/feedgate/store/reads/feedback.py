@@ -133,3 +133,30 @@ async def session_request_count(store: Store, session_id: str) -> int:
     """How many request IDs carry this session ID."""
     rows = await store.query("SELECT COUNT(DISTINCT request_id) AS n FROM requests WHERE session_id = ?", (session_id,))
     return int(rows[0]["n"]) if rows else 0
+
+
+_PENDING_COUNT = """
+SELECT COUNT(DISTINCT target_id) AS n
+FROM (
+    SELECT target_id FROM feedback_events WHERE target_type = 'request'
+    UNION ALL SELECT request_id FROM scores
+    UNION ALL SELECT request_id FROM request_properties
+) AS notes
+WHERE NOT EXISTS (SELECT 1 FROM requests r WHERE r.request_id = notes.target_id)
+"""
+
+
+async def pending_count(store: Store) -> int:
+    """How many request IDs have feedback, scores or properties but no logged request (yet)."""
+    rows = await store.fetch(_PENDING_COUNT)
+    return int(rows[0][0]) if rows else 0
+
+
+async def trace_of(store: Store, request_id: str) -> tuple[str, str] | None:
+    """The trace and span of a traced request's latest attempt: where feedback on it is recorded."""
+    rows = await store.fetch(
+        "SELECT trace_id, span_id FROM requests WHERE request_id = ? AND trace_id IS NOT NULL "
+        "ORDER BY attempt DESC LIMIT 1",
+        (request_id,),
+    )
+    return (str(rows[0][0]), str(rows[0][1])) if rows and rows[0][1] is not None else None

@@ -131,3 +131,15 @@ async def page_annotations(store: Store, request_ids: Sequence[str]) -> dict[str
     for row in later:
         out[row["request_id"]]["later_properties"][row["key"]] = row["value"]
     return out
+
+
+async def logged_moments(store: Store, request_ids: Sequence[str]) -> set[tuple[str, str]]:
+    """``(request_id, datetime_utc)`` of every logged attempt of these request IDs."""
+    found: set[tuple[str, str]] = set()
+    for start in range(0, len(request_ids), 500):
+        part = list(request_ids[start : start + 500])
+        rows = await store.fetch(
+            f"SELECT request_id, datetime_utc FROM requests WHERE request_id IN ({', '.join('?' for _ in part)})", part
+        )
+        found.update((row[0], row[1]) for row in rows)
+    return found
