@@ -44,6 +44,7 @@ async def test_logged_requests_with_malformed_messages_are_left_out_of_chat_expo
         ("/oai/v1/log", {"messages": odd_assistant}, ANSWER),  # the assistant turn is dropped, the rest kept
         ("/oai/v1/log", {"messages": [{"role": "user", "content": "y"}]}, odd_answer),
         ("/anthropic/v1/log", {"messages": 2**63}, {"type": "message", "content": [{"type": "text", "text": "ok"}]}),
+        ("/oai/v1/log", {"input": "Hi"}, {"object": "response", "id": "resp_1", "status": "completed", "output": 5}),
     ]
     for route, request, response in malformed:
         await log(http, gw, route, request, response)
