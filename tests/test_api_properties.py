@@ -29,7 +29,7 @@ from api_strategies import KNOWN_DATASET, LOGGED_IDS, OPERATIONS, PROPERTY, Call
 from conftest import Gateway
 
 CALL_TIMEOUT_S = 15.0
-EXAMPLES = {"calls": 500, "writes_then_reads": 120}
+EXAMPLES = {"calls": 400, "writes_then_reads": 100}
 SETTINGS = settings(
     deadline=None,
     database=None,
