@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import aiohttp
 import pytest
@@ -21,6 +21,9 @@ from feedgate.app import create_app
 from feedgate.app import settled as app_settled
 from feedgate.appkeys import STORE
 from feedgate.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from pgschema import Schemas  # a plugin (below): importing it here first would stop pytest rewriting it
 
 # ``store``: each store test once on SQLite and once on PostgreSQL (tests/pgschema.py).
 pytest_plugins = ("pgschema",)
@@ -125,6 +128,15 @@ async def make_gateway(tmp_path: Path, upstream_url: str) -> AsyncIterator[Gatew
 @pytest.fixture
 async def gateway(make_gateway: GatewayFactory) -> Gateway:
     return await make_gateway()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def either_gateway(request: pytest.FixtureRequest, make_gateway: GatewayFactory) -> Gateway:
+    """A gateway on SQLite, then one on a fresh PostgreSQL schema (that half skips without PostgreSQL)."""
+    if request.param == "sqlite":
+        return await make_gateway()
+    schemas: Schemas = request.getfixturevalue("pg_schemas")
+    return await make_gateway(database={"url": schemas.new_url()})
 
 
 @pytest.fixture

@@ -50,7 +50,7 @@ async def test_serve_writes_one_json_object_per_line(tmp_path: Path, upstream_ur
             async for _ in stream:
                 pass
         async with aiohttp.ClientSession() as http:
-            async with http.post(f"{url}/v1/request/{raw.headers['helicone-id']}/feedback", json={"rating": 1}) as r:
+            async with http.post(f"{url}/v1/request/{raw.headers['helicone-id']}/feedback", json={"rating": True}) as r:
                 assert r.status == 201
             async with http.get(f"{url}/nowhere") as r:
                 assert r.status == 404

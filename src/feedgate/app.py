@@ -28,7 +28,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from feedgate.api import datasets, feedback, health, manual_log, query, requests, stats
+from feedgate.api import datasets, feedback, health, manual_log, openapi, query, requests, stats
 from feedgate.api.feedback_notes import FeedbackNote
 from feedgate.api.health import StoreCheck
 from feedgate.appkeys import (
@@ -39,6 +39,7 @@ from feedgate.appkeys import (
     HTTP,
     INFLIGHT,
     METRICS_SCRAPE,
+    OPENAPI,
     PRICES,
     PROVIDERS,
     RATE_LIMITER,
@@ -343,6 +344,7 @@ def create_app(settings: Settings) -> web.Application:
     app[INFLIGHT] = Inflight()
     app[REQUEST_IDS] = RequestIds()
     app[RATE_LIMITER] = RateLimiter()
+    app[OPENAPI] = openapi.openapi_bytes()
     app[RUNS] = Runs()
     app[STORE_CHECK] = StoreCheck()
     access_logger = logging.getLogger("feedgate.access")
@@ -363,7 +365,8 @@ def create_app(settings: Settings) -> web.Application:
     router = app.router
     router.add_get("/healthz", health.healthz)
     router.add_get("/readyz", health.readyz)
-    router.add_get("/v1/request/{request_id}", requests.get_request)
+    router.add_get("/openapi.json", openapi.get_openapi)
+    router.add_get("/v1/request/{request_id:[^/]+}", requests.get_request)
     for routes in API_ROUTES:
         router.add_routes(routes)
     router.add_route("*", "/v1/{tail:.*}", proxy_handler, name="proxy")

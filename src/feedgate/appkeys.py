@@ -47,6 +47,7 @@ SHARED_STATE: web.AppKey[SharedState] = web.AppKey("shared_state")
 CACHE: web.AppKey[CacheBackend] = web.AppKey("cache")
 REQUEST_IDS: web.AppKey[RequestIds] = web.AppKey("request_ids")
 ACCESS_LINES: web.AppKey[AccessLines] = web.AppKey("access_lines")
+OPENAPI: web.AppKey[bytes] = web.AppKey("openapi")  # the OpenAPI document, encoded once at start
 METRICS_SCRAPE: web.AppKey[Scrape] = web.AppKey("metrics_scrape")  # absent when metrics.enabled is false
 CALL_TRACER: web.AppKey[CallTracer | None] = web.AppKey("call_tracer")  # None unless tracing is on
 FEEDBACK_OBSERVER: web.AppKey[FeedbackObserver] = web.AppKey("feedback_observer")  # absent: nobody watches

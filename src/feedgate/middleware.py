@@ -19,7 +19,7 @@ log = logging.getLogger("feedgate")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 PROXY_ROUTES = frozenset({"proxy", "proxy-provider", AZURE_ROUTE})
-OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json"})
 METRICS_PATH = "/metrics"  # needs a key like any route, unless metrics.public
 
 

@@ -13,7 +13,8 @@ import time
 
 from feedgate.errors import BadRequest
 
-_SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"  # also what the OpenAPI document gives for IDs in paths
+_SAFE_ID = re.compile(ID_PATTERN)
 ALLOWED = "a UUID, or 1 to 128 characters of A-Z a-z 0-9 . _ : -"
 
 

@@ -28,7 +28,16 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from feedgate.analysis.chat_parts import JSON, Chat, assistant_message, function_call, function_tools, join_text, parts
+from feedgate.analysis.chat_parts import (
+    JSON,
+    Chat,
+    as_list,
+    assistant_message,
+    function_call,
+    function_tools,
+    join_text,
+    parts,
+)
 from feedgate.analysis.responses_messages import EarlierTurn, response_tool_calls, responses_chat
 
 __all__ = ["JSON", "Chat", "EarlierTurn", "ExportRow", "answer_tool_calls", "join_text", "to_chat", "to_chat_messages"]
@@ -59,7 +68,7 @@ class ExportRow:
 
 def _openai_assistant(msg: JSON, legacy_ids: list[str]) -> JSON | None:
     calls: list[JSON] = []
-    for tc in msg.get("tool_calls") or []:
+    for tc in as_list(msg.get("tool_calls")):
         fn = tc.get("function") if isinstance(tc, dict) else None
         if isinstance(fn, dict):
             call = function_call(str(tc.get("id") or f"call_{len(legacy_ids)}"), fn.get("name"), fn.get("arguments"))
@@ -86,7 +95,7 @@ def _openai_chat(req: JSON, resp: JSON) -> Chat | None:
         return None
     legacy_ids: list[str] = []
     messages: list[JSON] = []
-    for m in req.get("messages") or []:
+    for m in as_list(req.get("messages")):
         role = m.get("role") if isinstance(m, dict) else None
         if role in ("system", "developer"):
             text = join_text(m.get("content"), "\n\n")
@@ -137,7 +146,7 @@ def _anthropic_chat(req: JSON, resp: JSON) -> Chat | None:
     system = join_text(req.get("system"), "\n\n")
     if system is not None:
         messages.append({"role": "system", "content": system})
-    for m in req.get("messages") or []:
+    for m in as_list(req.get("messages")):
         role = m.get("role") if isinstance(m, dict) else None
         content = m.get("content") if isinstance(m, dict) else None
         if role == "assistant":

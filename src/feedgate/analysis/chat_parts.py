@@ -24,6 +24,11 @@ class Chat:
 # --- content helpers ----------------------------------------------------------------
 
 
+def as_list(value: Any) -> list[Any]:
+    """``value`` if it is a list, else nothing: logged bodies are whatever the client sent, valid or not."""
+    return value if isinstance(value, list) else []
+
+
 def join_text(content: Any, sep: str) -> str | None:
     """The text parts of ``content`` (a string or a list of parts/blocks) joined by ``sep``."""
     items = [content] if isinstance(content, str) else content if isinstance(content, list) else []

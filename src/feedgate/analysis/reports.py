@@ -26,7 +26,7 @@ from feedgate.config import AnalysisSettings
 from feedgate.errors import BadRequest, FilterError, validation_message
 from feedgate.store.datasets import notified_fingerprints
 from feedgate.store.dialect import Frag
-from feedgate.store.filters import and_all, compile_filter
+from feedgate.store.filters import and_all, check_text, compile_filter
 from feedgate.store.ops import RecordAlerts, WriteOp
 from feedgate.store.protocol import Store
 from feedgate.store.reads.groups import Dimension, dimension
@@ -172,7 +172,7 @@ async def regressions_report(
     alpha = _alpha(rest, settings.alpha)
     recent = _days(rest, "recent_days", settings.recent_days)
     baseline = _days(rest, "baseline_days", settings.baseline_days)
-    signals = sorted(set(rest.get("signal", [])) or DEFAULT_NEGATIVE_SIGNALS)
+    signals = sorted({check_text(name, "signal") for name in rest.get("signal", [])} or DEFAULT_NEGATIVE_SIGNALS)
     end = (now or datetime.now(UTC)).astimezone(UTC)
     recent_from, baseline_from = end - recent, end - recent - baseline
     span = {"request": {"created_at": {"gte": utc_text(baseline_from)}}}

@@ -19,7 +19,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from feedgate.analysis.chat_parts import JSON, Chat, assistant_message, function_call, function_tools, join_text
+from feedgate.analysis.chat_parts import (
+    JSON,
+    Chat,
+    as_list,
+    assistant_message,
+    function_call,
+    function_tools,
+    join_text,
+)
 
 
 @dataclass(slots=True)
@@ -107,7 +115,7 @@ def input_messages(items: Any, messages: list[JSON]) -> None:
 def response_tool_calls(response: JSON) -> list[JSON]:
     """The function calls of a response's ``output``, as OpenAI chat tool calls."""
     calls = []
-    for item in response.get("output") or []:
+    for item in as_list(response.get("output")):
         if isinstance(item, dict) and item.get("type") == "function_call":
             call = _call(item)
             if call is not None:
@@ -117,7 +125,7 @@ def response_tool_calls(response: JSON) -> list[JSON]:
 
 def _answer(response: JSON) -> JSON | None:
     texts: list[str] = []
-    for item in response.get("output") or []:
+    for item in as_list(response.get("output")):
         if isinstance(item, dict) and item.get("type") == "message":
             text = join_text(_content(item.get("content")), "")
             if text:

@@ -33,8 +33,13 @@ def moment(value: str, where: str, now: datetime | None = None) -> str:
     """An ISO 8601 time, or a span back from now (``30d``), as the stores' ``utc_text``."""
     relative = _RELATIVE.fullmatch(value.strip())
     if relative:
-        span = timedelta(seconds=float(relative.group(1)) * _UNITS[relative.group(2)])
-        return utc_text((now or datetime.now(UTC)) - span)
+        try:
+            span = timedelta(seconds=float(relative.group(1)) * _UNITS[relative.group(2)])
+            return utc_text((now or datetime.now(UTC)) - span)
+        except OverflowError:
+            raise FilterError(
+                f"{where}: {value.strip()[:32]!r} reaches back before the year 1; use a shorter span or a date"
+            ) from None
     return parse_time(value, where)
 
 

@@ -12,7 +12,9 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 import orjson
@@ -22,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from feedgate.analysis.export_run import Export, Spool, check_format, check_split
 from feedgate.analysis.reports import require_properties
 from feedgate.analysis.selection import Selection, integer, number, parse_selection, single
+from feedgate.api.fields import JsonObject, Text
 from feedgate.api.results import commit, json_body, ok
 from feedgate.appkeys import STORE
 from feedgate.errors import BadRequest, NotFound, validation_message
@@ -33,8 +36,10 @@ from feedgate.store.ops import CreateDataset, DeleteDataset, MutateDataset
 from feedgate.store.protocol import Store
 from feedgate.store.reads.export_rows import dataset_scope
 
+# A dataset ID in a path matches any one segment: see feedback.py.
 routes = web.RouteTableDef()
 
+log = logging.getLogger("feedgate.export")
 MAX_IDS = 10_000
 B = TypeVar("B", bound=BaseModel)
 _FLUSH_BYTES = 1 << 16
@@ -45,9 +50,9 @@ class _Body(BaseModel):
 
 
 class HeliconeDatasetIn(_Body):
-    datasetName: str = Field(min_length=1, max_length=200)  # noqa: N815 (Helicone's names)
+    datasetName: Text = Field(min_length=1, max_length=200)  # noqa: N815 (Helicone's names)
     requestIds: list[str] = Field(default_factory=list, max_length=MAX_IDS)  # noqa: N815
-    meta: dict[str, Any] | None = None
+    meta: JsonObject | None = None
 
 
 class MutateIn(_Body):
@@ -67,7 +72,7 @@ class ListIn(_Body):
 class DatasetIn(Selection):
     """A dataset snapshot: a name, and a Helicone filter tree and/or the simple filters, as sent."""
 
-    name: str = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=200)
     filter: Any = "all"
 
 
@@ -94,7 +99,7 @@ async def _existing(store: Store, ids: list[str]) -> list[str]:
 
 
 async def _dataset(store: Store, dataset_id: str) -> dict[str, Any]:
-    rows = await list_datasets(store, [dataset_id])
+    rows = await list_datasets(store, [check_id(dataset_id, "dataset ID")])
     if not rows:
         raise NotFound(f"no dataset with ID {dataset_id[:80]}")
     return _shape(rows[0])
@@ -127,11 +132,12 @@ async def create_helicone(request: web.Request) -> web.Response:
 @routes.post("/v1/helicone-dataset/query")
 async def query_helicone(request: web.Request) -> web.Response:
     body = _parse(ListIn, await _optional_body(request))
-    rows = await list_datasets(request.app[STORE], body.datasetIds)
+    ids = None if body.datasetIds is None else [check_id(rid, "dataset ID") for rid in body.datasetIds]
+    rows = await list_datasets(request.app[STORE], ids)
     return ok([_shape(row) for row in rows])
 
 
-@routes.post("/v1/helicone-dataset/{dataset_id}/mutate")
+@routes.post("/v1/helicone-dataset/{dataset_id:[^/]+}/mutate")
 async def mutate(request: web.Request) -> web.Response:
     body = _parse(MutateIn, await json_body(request))
     store = request.app[STORE]
@@ -142,7 +148,7 @@ async def mutate(request: web.Request) -> web.Response:
     return ok(None)
 
 
-@routes.post("/v1/helicone-dataset/{dataset_id}/query")
+@routes.post("/v1/helicone-dataset/{dataset_id:[^/]+}/query")
 async def items(request: web.Request) -> web.Response:
     page = _parse(PageIn, await _optional_body(request))
     store = request.app[STORE]
@@ -163,13 +169,13 @@ async def items(request: web.Request) -> web.Response:
     )
 
 
-@routes.post("/v1/helicone-dataset/{dataset_id}/count")
+@routes.post("/v1/helicone-dataset/{dataset_id:[^/]+}/count")
 async def count(request: web.Request) -> web.Response:
     dataset = await _dataset(request.app[STORE], request.match_info["dataset_id"])
     return ok(dataset["requests_count"])
 
 
-@routes.post("/v1/helicone-dataset/{dataset_id}/delete")
+@routes.post("/v1/helicone-dataset/{dataset_id:[^/]+}/delete")
 async def delete(request: web.Request) -> web.Response:
     dataset = await _dataset(request.app[STORE], request.match_info["dataset_id"])
     await commit(request, DeleteDataset(dataset["id"]), timeout=60.0)
@@ -194,12 +200,12 @@ async def list_all(request: web.Request) -> web.Response:
     return ok([_shape(row) for row in await list_datasets(request.app[STORE])])
 
 
-@routes.get("/v1/datasets/{dataset_id}")
+@routes.get("/v1/datasets/{dataset_id:[^/]+}")
 async def get_one(request: web.Request) -> web.Response:
     return ok(await _dataset(request.app[STORE], request.match_info["dataset_id"]))
 
 
-@routes.get("/v1/datasets/{dataset_id}/export")
+@routes.get("/v1/datasets/{dataset_id:[^/]+}/export")
 async def export_dataset(request: web.Request) -> web.StreamResponse:
     store = request.app[STORE]
     dataset = await _dataset(store, request.match_info["dataset_id"])
@@ -238,13 +244,17 @@ async def _stream(
     )
     if fraction is None:
         await response.prepare(request)
-        buffer = bytearray()
-        async for line in export.lines():
-            buffer += line
-            if len(buffer) >= _FLUSH_BYTES:
-                await response.write(bytes(buffer))
-                buffer.clear()
-        await response.write(bytes(buffer))
+        try:
+            await _write_lines(response, export.lines())
+        except ConnectionResetError:
+            raise  # the client left: nothing failed
+        except Exception:
+            # The 200 and its headers are sent, so no error answer can follow. End the connection, so the
+            # client sees the export cut short instead of waiting for the rest of it.
+            log.exception("export broke off after %d of %d rows; closing the connection", export.rows_read, total)
+            if request.transport is not None:
+                request.transport.close()
+            return response
     else:
         spool = Spool()
         try:
@@ -257,6 +267,16 @@ async def _stream(
             spool.close()
     await response.write_eof()
     return response
+
+
+async def _write_lines(response: web.StreamResponse, lines: AsyncIterator[bytes]) -> None:
+    buffer = bytearray()
+    async for line in lines:
+        buffer += line
+        if len(buffer) >= _FLUSH_BYTES:
+            await response.write(bytes(buffer))
+            buffer.clear()
+    await response.write(bytes(buffer))
 
 
 def _safe(name: str) -> str:

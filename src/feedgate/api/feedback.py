@@ -1,4 +1,4 @@
-"""Helicone's feedback API, and feedgate's additions: read, clear, signals, sessions, batches.
+"""Helicone's feedback API, and feedgate's additions: read, clear, signals, sessions, batches, removing scores.
 
 Every write goes through the single writer and is awaited, so a 2xx means it is committed. Feedback never
 needs its request row to exist yet: it is stored by request ID and linked whenever that row lands. The
@@ -19,6 +19,7 @@ from feedgate.api.feedback_models import (
     FeedbackIn,
     LegacyFeedbackIn,
     PropertyIn,
+    ScoreNamesIn,
     ScoresIn,
     SessionFeedbackIn,
     describe,
@@ -30,9 +31,11 @@ from feedgate.api.results import commit, json_body, ok
 from feedgate.appkeys import FEEDBACK_OBSERVER, INFLIGHT, STORE, WRITER
 from feedgate.errors import BadRequest
 from feedgate.request_ids import check_id
-from feedgate.store.ops import PutFeedback, PutProperty, PutScores, WriteOp
+from feedgate.store.ops import DeleteScores, PutFeedback, PutProperty, PutScores, WriteOp
 from feedgate.store.reads.feedback import feedback_state, session_request_count
 
+# IDs in paths match any one segment ([^/]+; aiohttp's default also stops at { and }), so a malformed ID
+# reaches the handler and its 400, instead of falling through to the proxy's catch-all and the provider.
 routes = web.RouteTableDef()
 
 PENDING = {"status": "pending"}
@@ -76,7 +79,7 @@ def _feedback_op(target_type: str, target_id: str, body: FeedbackIn, source: str
     )
 
 
-@routes.post("/v1/request/{request_id}/feedback")
+@routes.post("/v1/request/{request_id:[^/]+}/feedback")
 async def post_request_feedback(request: web.Request) -> web.Response:
     request_id = check_id(request.match_info["request_id"])
     body = parse(FeedbackIn, await json_body(request))
@@ -84,14 +87,14 @@ async def post_request_feedback(request: web.Request) -> web.Response:
     return await _answer_for(request, request_id)
 
 
-@routes.delete("/v1/request/{request_id}/feedback")
+@routes.delete("/v1/request/{request_id:[^/]+}/feedback")
 async def delete_request_feedback(request: web.Request) -> web.Response:
     request_id = check_id(request.match_info["request_id"])
     await _commit(request, PutFeedback("request", request_id, "explicit", None, source="api"))
     return ok(None)
 
 
-@routes.get("/v1/request/{request_id}/feedback")
+@routes.get("/v1/request/{request_id:[^/]+}/feedback")
 async def get_request_feedback(request: web.Request) -> web.Response:
     request_id = check_id(request.match_info["request_id"])
     state = await feedback_state(request.app[STORE], "request", request_id)
@@ -99,7 +102,7 @@ async def get_request_feedback(request: web.Request) -> web.Response:
     return ok(state)
 
 
-@routes.post("/v1/request/{request_id}/score")
+@routes.post("/v1/request/{request_id:[^/]+}/score")
 async def post_scores(request: web.Request) -> web.Response:
     request_id = check_id(request.match_info["request_id"])
     body = parse(ScoresIn, await json_body(request))
@@ -107,7 +110,27 @@ async def post_scores(request: web.Request) -> web.Response:
     return await _answer_for(request, request_id)
 
 
-@routes.put("/v1/request/{request_id}/property")
+@routes.delete("/v1/request/{request_id:[^/]+}/score")
+async def delete_scores(request: web.Request) -> web.Response:
+    """Remove the named scores (body ``{"names": [...]}`` and/or ``?name=``), or all without names.
+
+    Helicone has no such route. A name the request has no score for is not an error: afterwards it has
+    none either way, so a retried call answers the same.
+    """
+    request_id = check_id(request.match_info["request_id"])
+    unknown = sorted(set(request.query) - {"name"})
+    if unknown:
+        raise BadRequest(f"unknown parameter {unknown[0][:64]!r}; allowed: name")
+    names = list(request.query.getall("name", []))
+    if (await request.read()).strip():
+        names += parse(ScoreNamesIn, await json_body(request)).names
+    if names:
+        names = parse(ScoreNamesIn, {"names": names}).names
+    await commit(request, DeleteScores(request_id, tuple(dict.fromkeys(names)) or None))
+    return ok(None)
+
+
+@routes.put("/v1/request/{request_id:[^/]+}/property")
 async def put_property(request: web.Request) -> web.Response:
     request_id = check_id(request.match_info["request_id"])
     body = parse(PropertyIn, await json_body(request))
@@ -116,7 +139,7 @@ async def put_property(request: web.Request) -> web.Response:
     return await _answer_for(request, request_id)
 
 
-@routes.post("/v1/session/{session_id}/feedback")
+@routes.post("/v1/session/{session_id:[^/]+}/feedback")
 async def post_session_feedback(request: web.Request) -> web.Response:
     session_id = check_id(request.match_info["session_id"], "session ID")
     body = parse(SessionFeedbackIn, await json_body(request))
@@ -125,7 +148,7 @@ async def post_session_feedback(request: web.Request) -> web.Response:
     return ok(None, status=201)
 
 
-@routes.get("/v1/session/{session_id}/feedback")
+@routes.get("/v1/session/{session_id:[^/]+}/feedback")
 async def get_session_feedback(request: web.Request) -> web.Response:
     session_id = check_id(request.match_info["session_id"], "session ID")
     state = await feedback_state(request.app[STORE], "session", session_id)
@@ -152,13 +175,14 @@ async def post_batch(request: web.Request) -> web.Response:
         try:
             item = BatchItem.model_validate(raw)
             check_id(item.request_id)
+            # Checked here too, as a single rating would be: an invalid item is that item's result alone.
+            feedback = item.feedback()
         except ValidationError as exc:
             results.append(_invalid(request_id, describe(exc)))
             continue
         except BadRequest as exc:
             results.append(_invalid(request_id, str(exc)))
             continue
-        feedback = item.feedback()
         if feedback is not None:
             ops.append(_feedback_op("request", item.request_id, feedback))
         if item.scores:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, TypeVar
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
 
+from feedgate.api.fields import JsonObject, ScoreValue, Text
 from feedgate.errors import Unprocessable
 
 SIGNALS = (
@@ -22,7 +23,8 @@ SIGNALS = (
 )
 MAX_METADATA_BYTES = 8192
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\- ]+$")]
-ScoreValue = StrictBool | StrictInt | StrictFloat
+# Ratings are JSON booleans only: "no", "yes", 1 or 0 are refused, never read as a polarity.
+Rating = StrictBool
 
 
 class _Strict(BaseModel):
@@ -32,12 +34,12 @@ class _Strict(BaseModel):
 class FeedbackIn(_Strict):
     """A rating (explicit) or a signal (implicit). ``rating`` is the polarity either way."""
 
-    rating: bool
-    comment: str | None = Field(None, max_length=4000)
+    rating: Rating
+    comment: Text | None = Field(None, max_length=4000)
     kind: Literal["explicit", "implicit"] | None = None
     signal: Name | None = None
-    user_id: str | None = Field(None, min_length=1, max_length=256)
-    metadata: dict[str, Any] | None = None
+    user_id: Text | None = Field(None, min_length=1, max_length=256)
+    metadata: JsonObject | None = None
 
     @model_validator(mode="after")
     def _kind_and_signal(self) -> FeedbackIn:
@@ -61,31 +63,37 @@ class ScoresIn(_Strict):
     scores: dict[Name, ScoreValue] = Field(min_length=1, max_length=100)
 
 
+class ScoreNamesIn(_Strict):
+    """Which scores ``DELETE /v1/request/{id}/score`` removes; without names, all of that request's."""
+
+    names: list[Name] = Field(min_length=1, max_length=100)
+
+
 class PropertyIn(_Strict):
     key: Name
-    value: str = Field(max_length=4000)
+    value: Text = Field(max_length=4000)
 
 
 class SessionFeedbackIn(_Strict):
-    rating: bool
-    comment: str | None = Field(None, max_length=4000)
-    user_id: str | None = Field(None, min_length=1, max_length=256)
+    rating: Rating
+    comment: Text | None = Field(None, max_length=4000)
+    user_id: Text | None = Field(None, min_length=1, max_length=256)
 
 
 class LegacyFeedbackIn(_Strict):
     helicone_id: str = Field(alias="helicone-id", min_length=1)
-    rating: bool
+    rating: Rating
 
 
 class BatchItem(_Strict):
     request_id: str = Field(alias="requestId", min_length=1)
-    rating: bool | None = None
+    rating: Rating | None = None
     scores: dict[Name, ScoreValue] | None = Field(None, min_length=1, max_length=100)
-    comment: str | None = Field(None, max_length=4000)
+    comment: Text | None = Field(None, max_length=4000)
     kind: Literal["explicit", "implicit"] | None = None
     signal: Name | None = None
-    user_id: str | None = Field(None, min_length=1, max_length=256)
-    metadata: dict[str, Any] | None = None
+    user_id: Text | None = Field(None, min_length=1, max_length=256)
+    metadata: JsonObject | None = None
 
     @model_validator(mode="after")
     def _something_to_store(self) -> BatchItem:
@@ -96,6 +104,7 @@ class BatchItem(_Strict):
         return self
 
     def feedback(self) -> FeedbackIn | None:
+        """The item's rating or signal, checked as a single one would be (``ValidationError`` if invalid)."""
         if self.rating is None:
             return None
         return FeedbackIn(

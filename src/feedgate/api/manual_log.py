@@ -25,14 +25,16 @@ from urllib.parse import urlsplit
 import orjson
 from aiohttp import web
 from multidict import CIMultiDict
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from feedgate.api.log_checks import log_body_problem
 from feedgate.api.results import json_body, ok
 from feedgate.appkeys import REQUEST_ID, REQUEST_IDS, WRITER
 from feedgate.config import origin_of
 from feedgate.errors import BadRequest, StoreUnavailable, validation_message
 from feedgate.logrows.exchange import Exchange
 from feedgate.request_ids import choose_request_id
+from feedgate.store.bounds import LATEST_EPOCH_S
 
 # route -> (provider name logged, wire format of the bodies)
 LOG_ROUTES = {
@@ -54,6 +56,20 @@ class _Moment(_Model):
     @property
     def epoch(self) -> float:
         return self.seconds + self.milliseconds / 1000.0
+
+    @field_validator("seconds")
+    @classmethod
+    def _seconds_before_10000(cls, value: float) -> float:
+        # Times are kept as text with a four-digit year: a later moment could not be written as a row.
+        if value > LATEST_EPOCH_S:
+            raise ValueError(f"must be at most {LATEST_EPOCH_S} (9999-12-31T23:59:59Z)")
+        return value
+
+    @model_validator(mode="after")
+    def _before_10000(self) -> _Moment:
+        if self.epoch >= LATEST_EPOCH_S + 1:
+            raise ValueError("seconds plus milliseconds is after the year 9999")
+        return self
 
 
 class _Timing(_Model):
@@ -89,9 +105,13 @@ class LogBody(_Model):
 
 def parse_log_body(data: Any) -> LogBody:
     try:
-        return LogBody.model_validate(data)
+        body = LogBody.model_validate(data)
     except ValidationError as exc:
         raise BadRequest(f"invalid log body: {validation_message(exc)}", code="invalid_log_body") from None
+    problem = log_body_problem(data)
+    if problem is not None:
+        raise BadRequest(f"invalid log body: {problem}", code="invalid_log_body")
+    return body
 
 
 def _text(value: str | int | float | bool | None) -> str:

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from feedgate.errors import FilterError
+from feedgate.store.bounds import INT64_MAX, INT64_MIN, NUL, NUL_MESSAGE, moment_problem
 from feedgate.store.dialect import Dialect, Frag, join
 from feedgate.store.utc import utc_text
 
@@ -36,6 +37,7 @@ OPERATORS: dict[Kind, tuple[str, ...]] = {
     "timestamp": ("equals", "gte", "lte", "gt", "lt"),
     "boolean": ("equals",),
 }
+_OUT_OF_RANGE = "is outside the years 1 to 9999 (UTC) that the stores keep"
 _COMPARE = {"equals": "=", "not-equals": "<>", "gte": ">=", "lte": "<=", "gt": ">", "lt": "<"}
 
 
@@ -125,7 +127,20 @@ def parse_time(value: Any, where: str) -> str:
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
+    try:
+        moment = moment.astimezone(UTC)  # 9999-12-31T23:00:00-05:00 is in the year 10000
+    except OverflowError:
+        raise FilterError(f"{where}: {value[:64]!r} {_OUT_OF_RANGE}") from None
+    if moment_problem(moment) is not None:
+        raise FilterError(f"{where}: {value[:64]!r} {_OUT_OF_RANGE}")
     return utc_text(moment)
+
+
+def check_text(value: str, where: str) -> str:
+    """A text value compared in SQL: PostgreSQL cannot take a NUL in one, so neither store does."""
+    if NUL in value:
+        raise FilterError(f"{where}: {NUL_MESSAGE}")
+    return value
 
 
 def _value(kind: Kind, value: Any, where: str) -> Any:
@@ -133,7 +148,7 @@ def _value(kind: Kind, value: Any, where: str) -> Any:
         return None
     if kind == "text":
         if isinstance(value, str):
-            return value
+            return check_text(value, where)
         if isinstance(value, int | float) and not isinstance(value, bool):
             return str(value)  # Helicone's UI sends some text values as numbers
     elif kind == "number":
@@ -142,6 +157,8 @@ def _value(kind: Kind, value: Any, where: str) -> Any:
                 value = float(value)
             except ValueError:
                 pass
+        if isinstance(value, int) and not isinstance(value, bool) and not INT64_MIN <= value <= INT64_MAX:
+            raise FilterError(f"{where}: {value} is outside the 64-bit integer range the stores compare")
         if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
             return value
     elif kind == "timestamp":

@@ -101,6 +101,14 @@ class PutScores:
 
 
 @dataclass(slots=True)
+class DeleteScores:
+    """Remove a request's scores: those named, or (``names`` None) all of them. Unknown names change nothing."""
+
+    request_id: str
+    names: tuple[str, ...] | None = None
+
+
+@dataclass(slots=True)
 class PutProperty:
     request_id: str
     key: str
@@ -208,4 +216,14 @@ class ReportRuns:
 
 DatasetOp = CreateDataset | MutateDataset | DeleteDataset | RecordAlerts
 RunOp = RecordRun | ReportRuns
-WriteOp = InsertRequest | PutFeedback | PutScores | PutProperty | PutCacheEntry | DropPending | DatasetOp | RunOp
+WriteOp = (
+    InsertRequest
+    | PutFeedback
+    | PutScores
+    | DeleteScores
+    | PutProperty
+    | PutCacheEntry
+    | DropPending
+    | DatasetOp
+    | RunOp
+)

@@ -16,6 +16,7 @@ from feedgate.store.datasets import DATASET_OPS, apply_dataset_op
 from feedgate.store.dialect import Dialect, Executor
 from feedgate.store.ops import (
     CacheEntry,
+    DeleteScores,
     DropPending,
     InsertRequest,
     PutCacheEntry,
@@ -43,6 +44,17 @@ UPSERT_SCORE = (
     "VALUES (?, ?, ?, ?, ?) ON CONFLICT (request_id, name) DO UPDATE SET "
     "value = excluded.value, value_type = excluded.value_type, datetime_utc = excluded.datetime_utc"
 )
+DELETE_SCORES = "DELETE FROM scores WHERE request_id = ?"
+
+
+def delete_scores_statement(op: DeleteScores) -> tuple[str, list[str]]:
+    """``DELETE_SCORES``, narrowed to the op's names when it has any, with its parameters."""
+    if op.names is None:
+        return DELETE_SCORES, [op.request_id]
+    marks = ", ".join("?" for _ in op.names)
+    return f"{DELETE_SCORES} AND name IN ({marks})", [op.request_id, *op.names]
+
+
 UPSERT_PROPERTY = (
     "INSERT INTO request_properties (request_id, key, value, datetime_utc) "
     "VALUES (?, ?, ?, ?) ON CONFLICT (request_id, key) DO UPDATE SET "
@@ -174,6 +186,8 @@ async def apply_other_ops(db: Executor, dialect: Dialect, ops: Sequence[WriteOp]
             continue  # the store inserts request rows first, in one statement of its own
         if isinstance(op, PutProperty):
             await db.execute(UPSERT_PROPERTY, (op.request_id, op.key, op.value, op.datetime_utc))
+        elif isinstance(op, DeleteScores):
+            await db.execute(*delete_scores_statement(op))
         elif isinstance(op, PutCacheEntry):
             await db.execute(DELETE_EXPIRED_CACHE, (op.created_utc,))
             await db.execute(UPSERT_CACHE_ENTRY, cache_entry_params(op))

@@ -18,7 +18,9 @@ def utc_text(moment: datetime | float | None = None) -> str:
     if moment is None:
         moment = time.time()
     if isinstance(moment, datetime):
-        return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        # Formatted by hand: strftime writes the year 5 as "5", which would sort after "2025".
+        m = moment.astimezone(UTC)
+        return f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}.{m.microsecond:06d}Z"
     whole = int(moment)
     micros = min(int((moment - whole) * 1_000_000 + 0.5), 999_999)
     return f"{_utc_second(whole)}.{micros:06d}Z"

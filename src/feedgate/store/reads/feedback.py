@@ -5,11 +5,13 @@ Written once with ``?`` placeholders over ``Store.query``, so SQLite and Postgre
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
+from feedgate.store.bounds import MAX_EXACT_INT
 from feedgate.store.protocol import Store
 
 
@@ -22,10 +24,14 @@ def _metadata(value: str | None) -> Any:
 
 
 def score_value(value: float, value_type: str) -> int | float | bool:
-    """A score as it was given: integers stay integers, booleans booleans."""
+    """A score as it was given: integers stay integers, booleans booleans.
+
+    An integer score beyond +-2**53 (which older versions accepted) comes back as the float the store
+    holds: as an integer it would not be the one sent anyway, and beyond 64 bits no JSON encoder writes it.
+    """
     if value_type == "bool":
         return bool(value)
-    if value_type == "int":
+    if value_type == "int" and math.isfinite(value) and abs(value) <= MAX_EXACT_INT:
         return int(value)
     return float(value)
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from feedgate.errors import FilterError
+from feedgate.store.bounds import MAX_EXACT_INT
 from feedgate.store.dialect import Dialect, Frag
 from feedgate.store.filters import property_expr
 from feedgate.store.protocol import Store
@@ -105,6 +106,12 @@ class GroupCounts:
         self.score_sums = {k: v for k, v in self.score_sums.items() if v[0]}
 
 
+# Scores are summed within +-2**53, what the API accepts: a larger one stored by an older version would
+# make PostgreSQL's SUM overflow and fail every stats page that meets it.
+_BOUNDED_SCORE = (
+    f"CASE WHEN s.value > {MAX_EXACT_INT} THEN {MAX_EXACT_INT} "
+    f"WHEN s.value < -{MAX_EXACT_INT} THEN -{MAX_EXACT_INT} ELSE s.value END"
+)
 # source -> (columns, table, how it joins requests r, grouping columns after the key)
 _SOURCES = {
     "ratings": ("f.rating, COUNT(*)", "feedback f", "f.target_type = 'request' AND f.target_id = r.request_id", ", 2"),
@@ -114,7 +121,7 @@ _SOURCES = {
         "e.kind = 'implicit' AND e.target_type = 'request' AND e.target_id = r.request_id",
         ", 2, 3",
     ),
-    "scores": ("s.name, COUNT(*), SUM(s.value)", "scores s", "s.request_id = r.request_id", ", 2"),
+    "scores": (f"s.name, COUNT(*), SUM({_BOUNDED_SCORE})", "scores s", "s.request_id = r.request_id", ", 2"),
 }
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from feedgate.store.dialect import Frag
+from feedgate.store.filters import PROPERTY_NAME
 from feedgate.store.protocol import Store
 from feedgate.store.reads.groups import LATEST, Dimension, aggregate_query
 
@@ -140,7 +141,11 @@ async def property_exists(store: Store, name: str) -> bool:
 
 
 async def recent_property_names(store: Store, sample: int = 2000) -> list[str]:
-    """Property names seen on the latest ``sample`` requests or set afterwards: the default dimensions."""
+    """Property names seen on the latest ``sample`` requests or set afterwards: the default dimensions.
+
+    Only names a filter or grouping can take (``PROPERTY_NAME``): a header such as ``Helicone-Property-a!b``
+    is logged as sent, but made a default dimension it would turn every insights page into a 400.
+    """
     rows = await store.fetch("SELECT properties_json FROM requests ORDER BY id DESC LIMIT ?", (sample,))
     names: set[str] = set()
     for (raw,) in rows:
@@ -152,4 +157,4 @@ async def recent_property_names(store: Store, sample: int = 2000) -> list[str]:
             names.update(k for k in value if isinstance(k, str))
     later = await store.fetch("SELECT DISTINCT key FROM request_properties LIMIT ?", (sample,))
     names.update(row[0] for row in later)
-    return sorted(names)
+    return sorted(name for name in names if PROPERTY_NAME.fullmatch(name))

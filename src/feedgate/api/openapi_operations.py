@@ -1,0 +1,451 @@
+"""Every operation of feedgate's own routes, for the OpenAPI document (``openapi.py``), with an example each.
+
+Request bodies are the models the handlers validate with; answers and query strings are described by
+``answers.py`` and ``query_params.py``. ``tests/test_openapi.py`` checks that every route of the app (but
+the proxy's catch-alls) is here, that every example validates against its schema, and that every
+example, sent to a gateway, gets the answer documented.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from feedgate.analysis.reports import QueryBody
+from feedgate.api import answers as a
+from feedgate.api import query_params as q
+from feedgate.api.datasets import DatasetIn, HeliconeDatasetIn, ListIn, MutateIn, PageIn
+from feedgate.api.feedback_models import (
+    BatchItem,
+    FeedbackIn,
+    LegacyFeedbackIn,
+    PropertyIn,
+    ScoreNamesIn,
+    ScoresIn,
+    SessionFeedbackIn,
+)
+from feedgate.api.manual_log import LogBody
+
+
+class BatchBody(BaseModel):
+    """``POST /v1/feedback/batch``: each item is checked on its own, so one invalid item is only its result."""
+
+    items: list[BatchItem] = Field(min_length=1, max_length=1000)
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    method: str
+    path: str
+    tag: str
+    summary: str
+    answer: Any  # the type of the answer's data (of the whole answer when not enveloped); None: null
+    answer_example: Any
+    status: int = 200
+    body: type[BaseModel] | None = None
+    body_example: Any = None
+    body_required: bool = True
+    query: type[BaseModel] | None = None
+    filters: bool = False  # also takes property.NAME and min_score.NAME
+    enveloped: bool = True  # Helicone's {"data", "error"}
+    public: bool = False  # answered without a feedgate key
+    media: str = "application/json"  # another is text: JSON lines, Prometheus' format
+    pending: bool = False  # may answer 202 pending: the request ID is not known yet
+
+
+REQUEST_ID = "msg-123"
+SESSION_ID = "ticket-4711"
+DATASET_ID = "0b5e5d7c-3f4e-4a51-9d43-8a0f6a1f2c11"
+PATH_EXAMPLES = {"request_id": REQUEST_ID, "session_id": SESSION_ID, "dataset_id": DATASET_ID}
+NOW = "2026-01-15T09:30:00.000000Z"
+CHAT_BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Where is my parcel?"}]}
+ROW = {
+    "request_id": REQUEST_ID,
+    "request_created_at": NOW,
+    "response_status": 200,
+    "model": "gpt-4o-mini-2024-07-18",
+    "provider": "openai",
+    "request_path": "/v1/chat/completions",
+    "prompt_tokens": 12,
+    "completion_tokens": 9,
+    "total_tokens": 21,
+    "delay_ms": 412.5,
+    "cost": 7.2e-06,
+    "properties": {"feature": "support"},
+    "feedback_rating": False,
+    "scores": {"stars": 2},
+    "attempts": 1,
+    "request_body": CHAT_BODY,
+    "response_text": "It left the depot today.",
+}
+EVENT = {"rating": False, "comment": "made up a tracking number", "user_id": "u42", "metadata": None}
+STATE = {
+    **EVENT,
+    "datetime_utc": NOW,
+    "history": [{**EVENT, "source": "api", "datetime_utc": NOW}],
+    "signals": [
+        {"signal": "copied", "rating": True, "comment": None, "user_id": None, "metadata": {"chars": 120}}
+        | {"source": "api", "datetime_utc": NOW}
+    ],
+    "scores": {"stars": 2, "relevance": 0.4},
+    "request_known": True,
+}
+DATASET = {
+    "id": DATASET_ID,
+    "name": "bad answers",
+    "created_at": NOW,
+    "meta": {"owner": "support"},
+    "organization": None,
+    "dataset_type": "helicone",
+    "filter": None,
+    "requests_count": 1,
+}
+GROUP = {"key": "gpt-4o-mini", "requests": 1200, "rated": 300, "positive_rate": 0.81}
+LOG_BODY = {
+    "providerRequest": {
+        "url": "https://api.openai.com/v1/chat/completions",
+        "json": CHAT_BODY,
+        "meta": {"Helicone-User-Id": "u42", "Helicone-Property-Feature": "support"},
+    },
+    "providerResponse": {
+        "json": {"model": "gpt-4o-mini", "choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 9}},
+        "status": 200,
+        "headers": {},
+    },
+    "timing": {
+        "startTime": {"seconds": 1768469400, "milliseconds": 250},
+        "endTime": {"seconds": 1768469401, "milliseconds": 40},
+    },
+}
+JSONL = "application/x-ndjson"
+EXPORT_LINE = (
+    '{"messages": [{"role": "user", "content": "Where is my parcel?"}, {"role": "assistant", "content": "..."}]}\n'
+)
+
+
+def _log(path: str, provider: str) -> Operation:
+    return Operation(
+        "POST",
+        path,
+        "manual log",
+        f"Log a call the app made itself (logged as provider {provider!r}; Helicone's async logging)",
+        a.LogAccepted,
+        {"request_id": REQUEST_ID},
+        body=LogBody,
+        body_example=LOG_BODY,
+    )
+
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation("GET", "/healthz", "ops", "The process is up", a.Health, {"status": "ok"}, enveloped=False, public=True),
+    Operation(
+        "GET",
+        "/readyz",
+        "ops",
+        "The store answers and its migrations are applied; the log writer's counters",
+        a.Readiness,
+        {"status": "ready", "queue": {"queued": 0, "capacity": 10000}, "log": {"written": 1042}, "inflight": 0},
+        enveloped=False,
+        public=True,
+    ),
+    Operation(
+        "GET",
+        "/metrics",
+        "ops",
+        "Prometheus metrics (docs/observability.md); without a key only when metrics.public is set",
+        str,
+        '# TYPE feedgate_requests_total counter\nfeedgate_requests_total{provider="openai",status="200"} 1042\n',
+        enveloped=False,
+        media="text/plain",
+    ),
+    Operation(
+        "GET",
+        "/openapi.json",
+        "ops",
+        "This document: feedgate's own routes (the proxied provider routes are the providers' own APIs)",
+        dict[str, Any],
+        {"openapi": "3.1.0", "info": {"title": "feedgate", "version": "0.1.0"}, "paths": {}},
+        enveloped=False,
+        public=True,
+    ),
+    Operation(
+        "GET", "/v1/request/{request_id}", "requests", "One logged request (its latest attempt)", a.LoggedRequest, ROW
+    ),
+    Operation(
+        "POST",
+        "/v1/request/{request_id}/feedback",
+        "feedback",
+        "Rate a request (explicit), or record a signal (implicit); the latest explicit rating wins",
+        None,
+        None,
+        status=201,
+        body=FeedbackIn,
+        body_example={"rating": False, "comment": "made up a tracking number", "user_id": "u42"},
+        pending=True,
+    ),
+    Operation(
+        "GET",
+        "/v1/request/{request_id}/feedback",
+        "feedback",
+        "A request's rating, history, signals and scores",
+        a.FeedbackState,
+        STATE,
+    ),
+    Operation(
+        "DELETE",
+        "/v1/request/{request_id}/feedback",
+        "feedback",
+        "Clear a request's rating (the history keeps the clearing)",
+        None,
+        None,
+    ),
+    Operation(
+        "POST",
+        "/v1/request/{request_id}/score",
+        "scores",
+        "Score a request: integers, decimals and booleans within +-2**53; the latest per name wins",
+        None,
+        None,
+        status=201,
+        body=ScoresIn,
+        body_example={"scores": {"stars": 4, "relevance": 0.82, "resolved": True}},
+        pending=True,
+    ),
+    Operation(
+        "DELETE",
+        "/v1/request/{request_id}/score",
+        "scores",
+        "Remove scores by name (body and/or ?name=), or all of the request's without names; unknown names are no error",
+        None,
+        None,
+        body=ScoreNamesIn,
+        body_example={"names": ["relevance"]},
+        body_required=False,
+        query=q.ScoreNamesQuery,
+    ),
+    Operation(
+        "PUT",
+        "/v1/request/{request_id}/property",
+        "feedback",
+        "Set a property after the fact (the name is lower-cased, as Helicone does)",
+        None,
+        None,
+        status=201,
+        body=PropertyIn,
+        body_example={"key": "outcome", "value": "resolved"},
+        pending=True,
+    ),
+    Operation(
+        "POST",
+        "/v1/session/{session_id}/feedback",
+        "sessions",
+        "Rate a whole session (its requests need not be logged yet)",
+        None,
+        None,
+        status=201,
+        body=SessionFeedbackIn,
+        body_example={"rating": True, "comment": "ticket solved"},
+    ),
+    Operation(
+        "GET",
+        "/v1/session/{session_id}/feedback",
+        "sessions",
+        "A session's rating, its history, and how many requests carry its ID",
+        a.FeedbackState,
+        {**{k: v for k, v in STATE.items() if k not in ("scores", "request_known")}, "signals": [], "requests": 4},
+    ),
+    Operation(
+        "POST",
+        "/v1/feedback",
+        "feedback",
+        "Helicone's legacy feedback route (answers without the envelope)",
+        a.LegacyAnswer,
+        {"message": "Feedback added successfully.", "helicone_id": REQUEST_ID},
+        body=LegacyFeedbackIn,
+        body_example={"helicone-id": REQUEST_ID, "rating": True},
+        enveloped=False,
+    ),
+    Operation(
+        "POST",
+        "/v1/feedback/batch",
+        "feedback",
+        "Up to 1,000 ratings and scores in one transaction; each item gets its own result",
+        a.BatchResults,
+        {
+            "results": [
+                {"requestId": REQUEST_ID, "status": "stored"},
+                {"requestId": "msg-9", "status": "pending"},
+                {"requestId": "msg-10", "status": "invalid", "error": "rating: Input should be a valid boolean"},
+            ]
+        },
+        body=BatchBody,
+        body_example={
+            "items": [
+                {"requestId": REQUEST_ID, "rating": True},
+                {"requestId": "msg-9", "scores": {"stars": 2}, "rating": False, "comment": "too long"},
+                {"requestId": "msg-10", "rating": True, "signal": "copied"},
+            ]
+        },
+    ),
+    _log("/custom/v1/log", "custom"),
+    _log("/oai/v1/log", "openai"),
+    _log("/anthropic/v1/log", "anthropic"),
+    Operation(
+        "POST",
+        "/v1/request/query",
+        "query",
+        "Helicone's request query: a page of logged requests matching a filter tree",
+        list[a.LoggedRequest],
+        [ROW],
+        body=QueryBody,
+        body_example={
+            "filter": {"feedback": {"rating": {"equals": False}}},
+            "limit": 10,
+            "sort": {"created_at": "desc"},
+        },
+    ),
+    Operation(
+        "POST",
+        "/v1/request/count/query",
+        "query",
+        "How many logged requests match a filter tree",
+        int,
+        1,
+        body=QueryBody,
+        body_example={"filter": {"request": {"model": {"contains": "gpt-4o"}}}},
+    ),
+    Operation(
+        "GET",
+        "/v1/feedback/stats",
+        "stats",
+        "Requests, ratings with Wilson intervals, signals, scores, cost and latency per group",
+        a.StatsReport,
+        {"group_by": "model", "filters": {"since": NOW}, "groups": [GROUP], "overall": GROUP | {"key": None}},
+        query=q.StatsQuery,
+        filters=True,
+    ),
+    Operation(
+        "GET",
+        "/v1/feedback/insights",
+        "insights",
+        "Groups rated significantly worse than the rest, with example comments",
+        a.InsightsReport,
+        {
+            "filters": {},
+            "dimensions": ["model", "prompt", "user"],
+            "min_ratings": 10,
+            "alpha": 0.05,
+            "overall": {"rated": 300, "negative": 57, "negative_rate": 0.19},
+            "insights": [],
+        },
+        query=q.InsightsQuery,
+        filters=True,
+    ),
+    Operation(
+        "GET",
+        "/v1/feedback/regressions",
+        "regressions",
+        "Groups whose recent window is rated significantly worse than their baseline",
+        a.RegressionsReport,
+        {
+            "filters": {},
+            "dimensions": ["model", "prompt"],
+            "baseline": {"from": "2025-12-11T09:30:00.000000Z", "to": "2026-01-08T09:30:00.000000Z"},
+            "recent": {"from": "2026-01-08T09:30:00.000000Z", "to": NOW},
+            "min_ratings": 10,
+            "alpha": 0.05,
+            "signals": ["abandoned", "regenerated"],
+            "regressions": [],
+        },
+        query=q.RegressionsQuery,
+        filters=True,
+    ),
+    Operation(
+        "POST",
+        "/v1/helicone-dataset",
+        "datasets",
+        "Helicone's dataset from a list of logged request IDs",
+        a.DatasetCreated,
+        {"datasetId": DATASET_ID},
+        body=HeliconeDatasetIn,
+        body_example={"datasetName": "bad answers", "requestIds": [REQUEST_ID], "meta": {"owner": "support"}},
+    ),
+    Operation(
+        "POST",
+        "/v1/helicone-dataset/query",
+        "datasets",
+        "Datasets, all or those named",
+        list[a.Dataset],
+        [DATASET],
+        body=ListIn,
+        body_example={"datasetIds": [DATASET_ID]},
+        body_required=False,
+    ),
+    Operation(
+        "POST",
+        "/v1/helicone-dataset/{dataset_id}/mutate",
+        "datasets",
+        "Add and remove request IDs",
+        None,
+        None,
+        body=MutateIn,
+        body_example={"addRequests": [REQUEST_ID], "removeRequests": []},
+    ),
+    Operation(
+        "POST",
+        "/v1/helicone-dataset/{dataset_id}/query",
+        "datasets",
+        "A page of a dataset's items",
+        list[a.DatasetItem],
+        [
+            {
+                "id": 1,
+                "origin_request_id": REQUEST_ID,
+                "dataset_id": DATASET_ID,
+                "created_at": NOW,
+                "signed_url": f"/v1/request/{REQUEST_ID}",
+            }
+        ],
+        body=PageIn,
+        body_example={"offset": 0, "limit": 100},
+        body_required=False,
+    ),
+    Operation("POST", "/v1/helicone-dataset/{dataset_id}/count", "datasets", "How many items a dataset has", int, 1),
+    Operation("POST", "/v1/helicone-dataset/{dataset_id}/delete", "datasets", "Delete a dataset (soft)", None, None),
+    Operation(
+        "POST",
+        "/v1/datasets",
+        "datasets",
+        "Snapshot the requests matching a filter tree and/or the simple filters now",
+        a.DatasetSnapshot,
+        {**DATASET, "datasetId": DATASET_ID, "name": "good answers", "dataset_type": "feedgate-filter", "meta": None},
+        status=201,
+        body=DatasetIn,
+        body_example={"name": "good answers", "rating": "positive", "model": "gpt-4o-mini", "since": "30d"},
+    ),
+    Operation("GET", "/v1/datasets", "datasets", "Every live dataset, newest first", list[a.Dataset], [DATASET]),
+    Operation("GET", "/v1/datasets/{dataset_id}", "datasets", "One dataset", a.Dataset, DATASET),
+    Operation(
+        "GET",
+        "/v1/datasets/{dataset_id}/export",
+        "export",
+        "A dataset's requests as JSON lines, streamed (Feedgate-Export-Rows says how many)",
+        str,
+        EXPORT_LINE,
+        query=q.ExportPart,
+        media=JSONL,
+    ),
+    Operation(
+        "GET",
+        "/v1/export",
+        "export",
+        "The requests matching the simple filters as JSON lines, streamed",
+        str,
+        EXPORT_LINE,
+        query=q.ExportQuery,
+        filters=True,
+        media=JSONL,
+    ),
+)
