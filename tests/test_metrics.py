@@ -13,6 +13,7 @@ import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
 from conftest import Gateway, GatewayFactory
+from feedgate.appkeys import STORE
 from scraping import scrape
 from test_routing_headers import closed_port_url
 
@@ -197,6 +198,10 @@ async def test_log_counters_are_the_numbers_readyz_shows(
 ) -> None:
     """With a one-record queue and a writer that gathers for a second, the third quick call is dropped."""
     gateway = await make_gateway(database={"queue_size": 1, "batch_wait_ms": 1000})
+    # The run notes itself in the store at start (store/runs.py); a write someone waits for ends the writer's
+    # gathering, so let that one land before the three calls.
+    while not await gateway.app[STORE].query("SELECT run_id FROM feedgate_runs"):
+        await asyncio.sleep(0.01)
     async with client(gateway) as api:
         for _ in range(3):
             await api.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)

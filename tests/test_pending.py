@@ -22,7 +22,7 @@ async def test_unclaimed_feedback_is_reported_then_dropped(
 ) -> None:
     # The TTL outlasts the CLI's start-up on a slow machine, so the listing below sees the entry for sure.
     caplog.set_level(logging.WARNING, logger="feedgate.pending")
-    gw = await make_gateway(feedback={"pending_ttl_s": 1.5})
+    gw = await make_gateway(feedback={"pending_ttl_s": 3.0})
     posted = time.monotonic()
     async with http.post(f"{gw.v1}/request/typo-id/feedback", json={"rating": False, "comment": "meh"}) as r:
         assert r.status == 202
@@ -38,9 +38,9 @@ async def test_unclaimed_feedback_is_reported_then_dropped(
     rows = [orjson.loads(line) for line in listed.stdout.splitlines()]
     assert [(row["request_id"], row["events"]) for row in rows] == [("typo-id", 2)]
 
-    await asyncio.sleep(max(0.0, posted + 1.7 - time.monotonic()))
+    await asyncio.sleep(max(0.0, posted + 3.2 - time.monotonic()))
     # The gateway's own sweeper (once a second) may get there first: either way, reported once and dropped.
-    await sweep_once(gw.app[STORE], gw.app[WRITER], 1.5)
+    await sweep_once(gw.app[STORE], gw.app[WRITER], 3.0)
     assert caplog.text.count("dropping unclaimed feedback for request typo-id") == 1
     async with http.get(f"{gw.v1}/request/typo-id/feedback") as r:
         data = (await r.json())["data"]

@@ -263,7 +263,9 @@ def build(exchange: Exchange, prices: PriceTable, max_decoded_bytes: int = DEFAU
         exchange.trace_id,
         exchange.span_id,
     )
-    row = InsertRequest(values, derived_signals=signals, fresh_id=exchange.fresh_id, answer_problem=decoded.problem)
+    row = InsertRequest(
+        _storable(values), derived_signals=signals, fresh_id=exchange.fresh_id, answer_problem=decoded.problem
+    )
     billed = usage
     if exchange.provider_kind == "openai" and usage.cache_read_tokens:
         billed = usage._replace(input_tokens=openai_uncached(usage.input_tokens, usage.cache_read_tokens))
@@ -287,3 +289,11 @@ def _utf8_headers(headers: Mapping[str, str]) -> Mapping[str, str]:
     if all(value.isascii() and name.isascii() for name, value in items):
         return headers
     return CIMultiDict((_utf8(name), _utf8(value)) for name, value in items)
+
+
+def _storable(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The row with NUL characters in its text replaced by U+FFFD: a body's ``"user": "a\u0000b"`` would
+    otherwise cost the row on PostgreSQL, whose text columns cannot hold NUL (bodies, stored as bytes, keep it)."""
+    return tuple(
+        value.replace("\x00", "\ufffd") if type(value) is str and "\x00" in value else value for value in values
+    )
