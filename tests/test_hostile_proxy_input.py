@@ -192,11 +192,12 @@ async def test_a_nul_in_a_logged_text_field_keeps_the_row_on_both_stores(
         database = {"url": request.getfixturevalue("pg_schemas").new_url()}
     gateway = await make_gateway(database=database) if database else await make_gateway()
     body = orjson.dumps(
-        {"model": "gpt-4o-mini", "user": "a\u0000b", "messages": [{"role": "user", "content": "echo: nul"}]}
+        {"model": "gpt-4o-mini\u0000x", "user": "a\u0000b", "messages": [{"role": "user", "content": "echo: nul"}]}
     )
     status, _ = await raw_call(gateway.url, "POST", b"/v1/chat/completions", [], body)
     assert status == 200
     await gateway.settled()
-    rows = await gateway.app[WRITER].store.query("SELECT user_id, request_body FROM requests")
+    rows = await gateway.app[WRITER].store.query("SELECT user_id, model, request_model, request_body FROM requests")
     assert rows[0]["user_id"] == "a\ufffdb" and bytes(rows[0]["request_body"]) == body  # the body as sent
+    assert rows[0]["model"] == rows[0]["request_model"] == "gpt-4o-mini\ufffdx"
     assert gateway.app[WRITER].stats.dropped_store_error == 0

@@ -29,7 +29,16 @@ from feedgate.logrows.assemble_common import EMPTY, Assembled, Usage, as_dict, a
 from feedgate.logrows.assemble_openai import openai_choices, openai_sse, openai_usage
 from feedgate.logrows.assemble_responses import response_object, responses_sse
 
-__all__ = ["Assembled", "RequestFacts", "Usage", "api_of", "assemble_json", "assemble_sse", "request_facts"]
+__all__ = [
+    "Assembled",
+    "RequestFacts",
+    "Usage",
+    "api_of",
+    "assemble_json",
+    "assemble_sse",
+    "parsed_request_facts",
+    "request_facts",
+]
 
 # /v1/responses, /v1/responses/{id} (a background response fetched) and /v1/responses/{id}/cancel: each answers
 # with a response object. /v1/responses/{id}/input_items answers with a list, logged as another call.
@@ -188,8 +197,13 @@ def request_facts(body: bytes, path: str = "") -> RequestFacts:
 
     The path tells a Responses API body (``input``, ``instructions``) from an embeddings one (``input`` too).
     """
+    return parsed_request_facts(loads(body), path)
+
+
+def parsed_request_facts(data: Any, path: str = "") -> RequestFacts:
+    """``request_facts`` of a body already parsed (``None`` when it was not JSON), for a caller that reads it
+    for more than its facts."""
     try:
-        data = loads(body)
         if not isinstance(data, dict):
             return RequestFacts()
         responses = _route("", path) == "responses" or (not path and "instructions" in data)

@@ -11,12 +11,22 @@ import hashlib
 import re
 import zlib
 from collections.abc import Mapping
+from itertools import chain
 from typing import Any, NamedTuple
 
 import orjson
 from multidict import CIMultiDict
 
-from feedgate.logrows.assemble import Assembled, Usage, api_of, assemble_json, assemble_sse, request_facts
+from feedgate.logrows.assemble import (
+    Assembled,
+    Usage,
+    api_of,
+    assemble_json,
+    assemble_sse,
+    parsed_request_facts,
+    request_facts,
+)
+from feedgate.logrows.assemble_common import loads
 from feedgate.logrows.exchange import Exchange
 from feedgate.logrows.helicone_meta import helicone_meta
 from feedgate.logrows.pricing import PriceTable, openai_uncached
@@ -179,7 +189,8 @@ def build_row(
 def build(exchange: Exchange, prices: PriceTable, max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES) -> BuiltRow:
     request_headers = _utf8_headers(exchange.request_headers)
     meta = helicone_meta(request_headers)
-    facts = request_facts(exchange.request_body, exchange.path)
+    request_data = loads(exchange.request_body)  # once, for its facts and for redaction
+    facts = parsed_request_facts(request_data, exchange.path)
     response_headers = _utf8_headers(exchange.response_headers or {})
     decoded, assembled = response_facts(exchange, max_decoded_bytes)
     response_body = decoded.body
@@ -209,7 +220,7 @@ def build(exchange: Exchange, prices: PriceTable, max_decoded_bytes: int = DEFAU
     if exchange.error_type == "client_disconnected" and exchange.is_stream:
         signals = ("abandoned",)
     upstream_id = response_headers.get("x-request-id") or response_headers.get("request-id")
-    request_body = None if meta.omit_request else redacted_body(exchange.request_body)
+    request_body = None if meta.omit_request else redacted_body(exchange.request_body, request_data)
     stored_response = None if meta.omit_response or decoded.problem == "undecodable" else response_body
     ttft_ms = exchange.ttft_ms
     if api == "responses" and exchange.is_stream:
@@ -222,7 +233,7 @@ def build(exchange: Exchange, prices: PriceTable, max_decoded_bytes: int = DEFAU
         _utf8(exchange.path),
         _utf8(redacted_query(exchange.query)) or None,
         exchange.target_url,
-        model,
+        _text(model),
         int(exchange.is_stream),
         exchange.status,
         round(exchange.duration_ms, 3) if exchange.duration_ms is not None else None,
@@ -233,7 +244,7 @@ def build(exchange: Exchange, prices: PriceTable, max_decoded_bytes: int = DEFAU
         usage.cache_read_tokens,
         usage.cache_write_tokens,
         cost,
-        meta.user_id or facts.user,
+        meta.user_id or _text(facts.user),
         meta.session_id,
         meta.session_path,
         meta.session_name,
@@ -246,26 +257,24 @@ def build(exchange: Exchange, prices: PriceTable, max_decoded_bytes: int = DEFAU
         orjson.dumps(redacted(response_headers.items())).decode() if response_headers else None,
         stored_response,
         _json_text(assembled.message) if exchange.is_stream and not meta.omit_response else None,
-        None if meta.omit_response else assembled.text,
-        assembled.finish_reason,
+        None if meta.omit_response else _text(assembled.text),
+        _text(assembled.finish_reason),
         upstream_id,
         exchange.error_type,
-        None if exchange.error_message is None else _utf8(exchange.error_message),
+        None if exchange.error_message is None else _text(_utf8(exchange.error_message)),
         exchange.cache_reference_id,
         len(exchange.request_body)
         + (len(response_body) if decoded.problem != "undecodable" else sum(map(len, exchange.response_chunks))),
-        facts.model,
-        assembled.model,
+        _text(facts.model),
+        _text(assembled.model),
         api,
-        assembled.response_id,
-        facts.previous_response_id,
+        _text(assembled.response_id),
+        _text(facts.previous_response_id),
         usage.reasoning_tokens,
         exchange.trace_id,
         exchange.span_id,
     )
-    row = InsertRequest(
-        _storable(values), derived_signals=signals, fresh_id=exchange.fresh_id, answer_problem=decoded.problem
-    )
+    row = InsertRequest(values, derived_signals=signals, fresh_id=exchange.fresh_id, answer_problem=decoded.problem)
     billed = usage
     if exchange.provider_kind == "openai" and usage.cache_read_tokens:
         billed = usage._replace(input_tokens=openai_uncached(usage.input_tokens, usage.cache_read_tokens))
@@ -285,15 +294,15 @@ def _utf8(text: str) -> str:
 
 
 def _utf8_headers(headers: Mapping[str, str]) -> Mapping[str, str]:
-    items = list(headers.items())
-    if all(value.isascii() and name.isascii() for name, value in items):
+    if "".join(chain.from_iterable(headers.items())).isascii():
         return headers
-    return CIMultiDict((_utf8(name), _utf8(value)) for name, value in items)
+    return CIMultiDict((_utf8(name), _utf8(value)) for name, value in headers.items())
 
 
-def _storable(values: tuple[Any, ...]) -> tuple[Any, ...]:
-    """The row with NUL characters in its text replaced by U+FFFD: a body's ``"user": "a\u0000b"`` would
-    otherwise cost the row on PostgreSQL, whose text columns cannot hold NUL (bodies, stored as bytes, keep it)."""
-    return tuple(
-        value.replace("\x00", "\ufffd") if type(value) is str and "\x00" in value else value for value in values
-    )
+def _text(value: str | None) -> str | None:
+    """Text taken from a body with NUL replaced by U+FFFD: a body's ``"user": "a\u0000b"`` would otherwise
+    cost the row on PostgreSQL, whose text columns cannot hold NUL (bodies, stored as bytes, keep it). Header
+    values cannot hold NUL, and JSON columns are written by orjson, which escapes it."""
+    if value is None or "\x00" not in value:
+        return value
+    return value.replace("\x00", "\ufffd")

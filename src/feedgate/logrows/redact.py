@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -43,12 +44,12 @@ _CREDENTIAL_WORDS = frozenset(
 )
 # Words of a name: split at non-letters and at lower-to-upper case changes (apiKey -> api, key).
 _WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
-# A cheap look before parsing a JSON body: some quoted name containing a credential word.
-_MAYBE_IN_JSON = re.compile(
-    rb'"[^"]{0,40}(?i:key|token|secret|passw|pwd|auth|credential|sig|cookie|bearer)[^"]{0,40}"\s*:\s*"'
-)
+_URL_PREFIXES = ("http://", "https://")
 
 
+# Cached because every logged call asks about the same few dozen header and JSON key names; the bound keeps
+# a client that invents names from growing it.
+@lru_cache(maxsize=4096)
 def is_credential(name: str) -> bool:
     """Whether a header, query parameter, JSON key or property called ``name`` holds a credential."""
     lower = name.lower()
@@ -70,14 +71,18 @@ def redacted(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
 
 def redacted_value(value: str) -> str:
     """A header or property value with the credentials it nests (a URL's query, JSON) replaced."""
+    if not value or value[0] not in "hH{[ \t":
+        return value  # the common case, a plain token or word, decided without stripping
     stripped = value.lstrip()
-    if stripped.startswith(("http://", "https://")) and "?" in value:
+    if stripped.startswith(_URL_PREFIXES) and "?" in value:
         base, _, query = value.partition("?")
         return f"{base}?{redacted_query(query)}"
     if stripped.startswith(("{", "[")):
         try:
             data = orjson.loads(value)
         except orjson.JSONDecodeError:
+            return value
+        if not _holds_credential(data):
             return value
         cleaned = redacted_json(data)
         return value if cleaned == data else orjson.dumps(cleaned).decode()
@@ -104,18 +109,35 @@ def redacted_json(data: Any) -> Any:
         }
     if isinstance(data, list):
         return [redacted_json(item) for item in data]
-    if isinstance(data, str) and data.startswith(("http://", "https://")) and "?" in data:
+    if isinstance(data, str) and data.startswith(_URL_PREFIXES) and "?" in data:
         return redacted_value(data)
     return data
 
 
-def redacted_body(body: bytes) -> bytes:
-    """A JSON request body with credential fields replaced; any other body as it is."""
-    if not _MAYBE_IN_JSON.search(body):
-        return body
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
+def _holds_credential(data: Any) -> bool:
+    """Whether ``redacted_json`` would change ``data``: a look that builds nothing, so the usual body, which
+    holds no credential, is parsed once, walked once and stored as sent."""
+    if isinstance(data, dict):
+        for key, item in data.items():
+            if isinstance(item, str):
+                if is_credential(key) or (item.startswith(_URL_PREFIXES) and "?" in item):
+                    return True
+            elif isinstance(item, (dict, list)) and _holds_credential(item):
+                return True
+    elif isinstance(data, list):
+        for item in data:
+            if isinstance(item, str):
+                if item.startswith(_URL_PREFIXES) and "?" in item:
+                    return True
+            elif isinstance(item, (dict, list)) and _holds_credential(item):
+                return True
+    return False
+
+
+def redacted_body(body: bytes, data: Any) -> bytes:
+    """A request body with credential fields replaced, given the body and what it parsed to (``None`` when
+    it is not JSON, which is stored as it is)."""
+    if not _holds_credential(data):
         return body
     cleaned = redacted_json(data)
     return body if cleaned == data else orjson.dumps(cleaned)
