@@ -6,6 +6,7 @@ Errors answered over HTTP, with their status::
     + BadRequest            400   malformed JSON, a bad request ID, a bad header
       + FilterError         400   a filter, sort or query parameter that cannot be compiled
     + Unauthorized          401   missing or wrong feedgate key
+    + Forbidden             403   a console form without its CSRF token, or from another origin
     + NotFound              404   unknown request, session, dataset or route
     + PayloadTooLarge       413   body over ``server.max_body_bytes``
     + Unprocessable         422   well-formed but invalid field values or unknown fields
@@ -68,6 +69,9 @@ class FilterError(BadRequest): ...
 
 
 class Unauthorized(FeedgateError, status=401, error_type="authentication_error"): ...
+
+
+class Forbidden(FeedgateError, status=403, error_type="permission_error"): ...
 
 
 class NotFound(FeedgateError, status=404, error_type="not_found_error"): ...

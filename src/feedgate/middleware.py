@@ -10,7 +10,7 @@ from urllib.parse import unquote
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage
 
-from feedgate.appkeys import PROVIDERS, REQUEST_ID, REQUEST_IDS, SETTINGS
+from feedgate.appkeys import CONSOLE_STATE, PROVIDERS, REQUEST_ID, REQUEST_IDS, SETTINGS
 from feedgate.errors import BadRequest, FeedgateError, NotFound, PayloadTooLarge, Unauthorized, to_response
 from feedgate.proxy.providers import AZURE_ROUTE
 from feedgate.request_ids import choose_request_id
@@ -27,6 +27,11 @@ def is_proxied(request: web.Request) -> bool:
     return request.match_info.route.name in PROXY_ROUTES
 
 
+def in_console(request: web.Request) -> bool:
+    """Routed to the console's sub-application, which checks its own sessions (never a key in a header)."""
+    return any(CONSOLE_STATE in app for app in request.match_info.apps)
+
+
 def _bearer(value: str | None) -> str | None:
     if value is None:
         return None
@@ -38,6 +43,8 @@ def _check_key(request: web.Request, proxied: bool) -> None:
     settings = request.app[SETTINGS]
     keys = settings.auth.keys
     if not keys or request.path in OPEN_PATHS or (request.path == METRICS_PATH and settings.metrics.public):
+        return
+    if in_console(request):
         return
     header = "Helicone-Auth" if proxied else "Authorization"
     given = _bearer(request.headers.get(header))
@@ -129,7 +136,7 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
         response = to_response(FeedgateError("internal error; see the gateway log"), openai_shape=proxied)
     if REQUEST_ID not in request:
         request[REQUEST_ID] = request.app[REQUEST_IDS].new()
-    origin = _cors_origin(request)
+    origin = None if in_console(request) else _cors_origin(request)
     if origin is not None and not response.prepared:
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Vary"] = "Origin"
