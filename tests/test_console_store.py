@@ -7,6 +7,7 @@ from feedgate.store.filters import compile_filter
 from feedgate.store.ops import CloseConsoleSession, OpenConsoleSession, PutFeedback, TouchConsoleSession
 from feedgate.store.protocol import Store
 from feedgate.store.reads.feedback import signals_for
+from feedgate.store.reads.groups import aggregate_query, dimension
 from feedgate.store.reads.requests import adjacent_request, requests_before
 from test_store_contract import at, row
 
@@ -57,3 +58,20 @@ async def test_signals_are_counted_per_request(store: Store) -> None:
     await store.apply(signal)
     assert await signals_for(store, ["s1", "s2", "s3"]) == {"s1": {"copied": 1, "regenerated": 2}}
     assert await signals_for(store, []) == {}
+
+
+async def test_feedback_joins_look_requests_up_by_id_whatever_the_filter(store: Store) -> None:
+    """A model filter must not make SQLite walk every request of that model once per feedback row.
+
+    That plan took 386 s for the stats of one model by day at 100,000 requests (the overview's chart asks for
+    exactly that); looked up by request ID it took 0.07 s.
+    """
+    where = compile_filter({"request": {"model": {"equals": "m"}}}, store.dialect).where
+    day = dimension(store.dialect, "day")
+    for source in ("ratings", "signals", "scores"):
+        query = aggregate_query(day.key, source, where, superseded=False, dialect=store.dialect)
+        if store.dialect.name == "sqlite":
+            plan = await store.fetch("EXPLAIN QUERY PLAN " + query.sql, query.params)
+            steps = [str(step[3]) for step in plan]
+            assert any("SEARCH r USING" in s and "requests_request_id_model (request_id=?" in s for s in steps), steps
+        assert await store.fetch(query.sql, query.params) == []  # and it runs, on both stores

@@ -78,6 +78,8 @@ def percent(value: float | None) -> str:
 def usd(value: float | None) -> str:
     if value is None:
         return "–"
+    if value and abs(value) < 0.01:
+        return f"${value:.6f}"
     return f"${value:,.4f}" if value < 1 else f"${value:,.2f}"
 
 

@@ -153,7 +153,10 @@ def _after(position: Position | None, newer: bool) -> Frag:
         return Frag("")
     op = ">" if newer else "<"
     moment, row_id = position
-    return Frag(f" AND (r.datetime_utc {op} ? OR (r.datetime_utc = ? AND r.id {op} ?))", (moment, moment, row_id))
+    # The same as "later, or as late and a later row", written so the time index bounds the walk: with the
+    # OR outermost SQLite read every row on that side of the position (95 ms at 100,000 rows, not 4).
+    condition = f" AND r.datetime_utc {op}= ? AND (r.datetime_utc {op} ? OR r.id {op} ?)"
+    return Frag(condition, (moment, moment, row_id))
 
 
 async def requests_before(store: Store, where: Frag, before: Position | None, limit: int) -> list[dict[str, Any]]:
