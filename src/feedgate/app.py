@@ -50,6 +50,7 @@ from feedgate.appkeys import (
     STORE,
     STORE_CHECK,
     UPSTREAM,
+    WIDGET,
     WRITER,
 )
 from feedgate.config import Settings
@@ -77,6 +78,8 @@ from feedgate.store.spool import Spool, recover
 from feedgate.store.utc import utc_text
 from feedgate.store.writer import Writer
 from feedgate.upstream.client import UpstreamClient
+from feedgate.widget import routes as widget
+from feedgate.widget.assets import load_assets
 
 if TYPE_CHECKING:
     from feedgate.ops.tracing import Tracing
@@ -345,6 +348,7 @@ def create_app(settings: Settings) -> web.Application:
     app[REQUEST_IDS] = RequestIds()
     app[RATE_LIMITER] = RateLimiter()
     app[OPENAPI] = openapi.openapi_bytes()
+    app[WIDGET] = load_assets()
     app[RUNS] = Runs()
     app[STORE_CHECK] = StoreCheck()
     access_logger = logging.getLogger("feedgate.access")
@@ -366,6 +370,10 @@ def create_app(settings: Settings) -> web.Application:
     router.add_get("/healthz", health.healthz)
     router.add_get("/readyz", health.readyz)
     router.add_get("/openapi.json", openapi.get_openapi)
+    router.add_get("/widget/feedback.js", widget.feedback_script)
+    if settings.console.enabled:
+        router.add_get("/widget/example", widget.example_page)
+        router.add_get("/widget/example.js", widget.example_script)
     router.add_get("/v1/request/{request_id:[^/]+}", requests.get_request)
     for routes in API_ROUTES:
         router.add_routes(routes)

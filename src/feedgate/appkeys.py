@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from feedgate.store.runs import Runs
     from feedgate.store.writer import Writer
     from feedgate.upstream.client import UpstreamClient
+    from feedgate.widget.assets import WidgetAssets
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 STORE: web.AppKey[Store] = web.AppKey("store")
@@ -51,6 +52,7 @@ OPENAPI: web.AppKey[bytes] = web.AppKey("openapi")  # the OpenAPI document, enco
 METRICS_SCRAPE: web.AppKey[Scrape] = web.AppKey("metrics_scrape")  # absent when metrics.enabled is false
 CALL_TRACER: web.AppKey[CallTracer | None] = web.AppKey("call_tracer")  # None unless tracing is on
 FEEDBACK_OBSERVER: web.AppKey[FeedbackObserver] = web.AppKey("feedback_observer")  # absent: nobody watches
+WIDGET: web.AppKey[WidgetAssets] = web.AppKey("widget")  # the widget's files, read once at start
 
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
 EXCHANGE: web.RequestKey[Exchange] = web.RequestKey("exchange")  # a proxied request's exchange

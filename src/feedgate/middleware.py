@@ -19,7 +19,10 @@ log = logging.getLogger("feedgate")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 PROXY_ROUTES = frozenset({"proxy", "proxy-provider", AZURE_ROUTE})
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json"})
+# The widget's script and example page are open too: pages load them without a feedgate key.
+OPEN_PATHS = frozenset(
+    {"/healthz", "/readyz", "/openapi.json", "/widget/feedback.js", "/widget/example", "/widget/example.js"}
+)
 METRICS_PATH = "/metrics"  # needs a key like any route, unless metrics.public
 
 

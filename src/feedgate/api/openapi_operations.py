@@ -171,6 +171,40 @@ OPERATIONS: tuple[Operation, ...] = (
         public=True,
     ),
     Operation(
+        "GET",
+        "/widget/feedback.js",
+        "widget",
+        "The feedback widget's script: the <feedgate-feedback> element and feedgate.signal (docs/widget.md); "
+        "cached a day, with an ETag",
+        str,
+        '(() => { "use strict"; const TAG = "feedgate-feedback"; /* ... */ })();\n',
+        enveloped=False,
+        public=True,
+        media="text/javascript",
+    ),
+    Operation(
+        "GET",
+        "/widget/example",
+        "widget",
+        "A page that shows the widget for ?request_id=...&token=... (only with console.enabled)",
+        str,
+        '<!doctype html>\n<html lang="en">...</html>\n',
+        enveloped=False,
+        public=True,
+        media="text/html",
+    ),
+    Operation(
+        "GET",
+        "/widget/example.js",
+        "widget",
+        "The example page's own script (only with console.enabled)",
+        str,
+        '(() => { "use strict"; /* ... */ })();\n',
+        enveloped=False,
+        public=True,
+        media="text/javascript",
+    ),
+    Operation(
         "GET", "/v1/request/{request_id}", "requests", "One logged request (its latest attempt)", a.LoggedRequest, ROW
     ),
     Operation(

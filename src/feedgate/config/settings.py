@@ -248,6 +248,12 @@ class ProviderSettings(_Section):
         return None if value is None else value.rstrip("/")
 
 
+class ConsoleSettings(_Section):
+    enabled: bool = Field(
+        True, description="Serve the web console at /console/ and the widget example at /widget/example."
+    )
+
+
 class MetricsSettings(_Section):
     enabled: bool = Field(
         True,
@@ -328,6 +334,7 @@ class Settings(_Section):
         json_schema_extra={"env": "FEEDGATE_LOG_FORMAT"},
     )
     proxy: ProxySettings = Field(default_factory=ProxySettings)  # type: ignore[arg-type]
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)  # type: ignore[arg-type]
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)  # type: ignore[arg-type]
     tracing: TracingSettings = Field(default_factory=TracingSettings)  # type: ignore[arg-type]
     providers: list[ProviderSettings] = Field(
