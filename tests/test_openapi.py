@@ -14,7 +14,8 @@ from conftest import Gateway, GatewayFactory
 from feedgate.analysis.export_run import FORMATS
 from feedgate.analysis.selection import RATINGS
 from feedgate.api.openapi import build_openapi
-from feedgate.api.openapi_operations import OPERATIONS, PATH_EXAMPLES, REQUEST_ID
+from feedgate.api.openapi_examples import PATH_EXAMPLES, REQUEST_ID
+from feedgate.api.openapi_operations import OPERATIONS
 from feedgate.api.query_params import Format, Rating
 from feedgate.middleware import PROXY_ROUTES
 

@@ -28,7 +28,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from feedgate.api import datasets, feedback, health, manual_log, openapi, query, requests, stats
+from feedgate.api import datasets, feedback, health, manual_log, openapi, query, requests, stats, tokens
 from feedgate.api.feedback_notes import FeedbackNote
 from feedgate.api.health import StoreCheck
 from feedgate.appkeys import (
@@ -36,6 +36,7 @@ from feedgate.appkeys import (
     CACHE,
     CALL_TRACER,
     FEEDBACK_OBSERVER,
+    FEEDBACK_TOKENS,
     HTTP,
     INFLIGHT,
     METRICS_SCRAPE,
@@ -54,10 +55,11 @@ from feedgate.appkeys import (
     WRITER,
 )
 from feedgate.config import Settings
+from feedgate.feedback_tokens import FeedbackTokens
 from feedgate.logrows.build import build
 from feedgate.logrows.exchange import Exchange
 from feedgate.logrows.pricing import PriceTable
-from feedgate.middleware import gateway_middleware, stamp_request_id
+from feedgate.middleware import answer_stamp, gateway_middleware
 from feedgate.ops.access_log import AccessLines
 from feedgate.ops.json_logs import JsonAccessLines
 from feedgate.ops.metrics import Metrics, ModelLabels
@@ -91,6 +93,7 @@ METRICS_ROUTE = "/metrics"
 # Each API module lists its routes; they must come before the proxy's catch-all routes.
 API_ROUTES: tuple[Iterable[web.AbstractRouteDef], ...] = (
     feedback.routes,
+    tokens.routes,
     manual_log.routes,
     query.routes,
     stats.routes,
@@ -328,6 +331,13 @@ async def _tracing_ctx(tracing: Tracing, app: web.Application) -> AsyncIterator[
     await asyncio.to_thread(tracing.shutdown)  # sends the spans still held; blocking, so off the loop
 
 
+def _feedback_tokens(settings: Settings) -> FeedbackTokens | None:
+    secrets = settings.feedback.token_secrets
+    if not secrets:
+        return None
+    return FeedbackTokens([secret.get_secret_value() for secret in secrets], settings.feedback.token_ttl_s)
+
+
 def _version() -> str:
     try:
         return importlib.metadata.version("feedgate")
@@ -364,7 +374,10 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_pending_sweeper_ctx)
     app.cleanup_ctx.append(_http_ctx)
     app.cleanup_ctx.append(_access_log_ctx)
-    app.on_response_prepare.append(stamp_request_id)
+    feedback_tokens = _feedback_tokens(settings)
+    if feedback_tokens is not None:
+        app[FEEDBACK_TOKENS] = feedback_tokens
+    app.on_response_prepare.append(answer_stamp(feedback_tokens))
 
     router = app.router
     router.add_get("/healthz", health.healthz)
