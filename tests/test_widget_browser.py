@@ -24,6 +24,8 @@ try:
 except ImportError:  # the test extra brings it; an older environment skips these tests rather than fail
     pytest.skip("the playwright package is not installed (pip install -e '.[test]')", allow_module_level=True)
 
+KEY = "fg-widget-test-key"
+SECRET = "widget-test-secret-0123456789abcdef"  # signs feedback tokens (32 characters at least)
 COMMENT = "made up a tracking number <b>"
 STYLE = "feedgate-feedback { --feedgate-accent: rgb(10, 120, 30); }\n"
 # Kept by the page from its first script on: every feedgate event, with how it travels.
@@ -60,18 +62,28 @@ def embed(host: PageHost, gateway: Gateway, attributes: dict[str, str], path: st
     return host.add(path, page, headers={"Content-Security-Policy": page_csp(gateway)})
 
 
+def key_headers(gateway: Gateway, header: str = "Authorization") -> dict[str, str]:
+    return {header: f"Bearer {KEY}"} if gateway.settings.auth.keys else {}
+
+
 async def logged_call(gateway: Gateway) -> tuple[str, str]:
     """One chat call through the gateway: its request ID, and its feedback token ("" when tokens are off)."""
     async with openai.AsyncOpenAI(base_url=gateway.v1, api_key="sk-test", max_retries=0) as api:
         raw = await api.chat.completions.with_raw_response.create(
-            model="gpt-4o-mini", messages=[{"role": "user", "content": "Where is my parcel?"}]
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "Where is my parcel?"}],
+            extra_headers=key_headers(gateway, "Helicone-Auth"),
         )
     await gateway.settled()
-    return raw.headers["helicone-id"], raw.headers.get("feedgate-feedback-token", "")
+    token = raw.headers.get("feedgate-feedback-token", "")
+    assert bool(token) == bool(gateway.settings.feedback.token_secrets)
+    return raw.headers["helicone-id"], token
 
 
 async def stored_feedback(gateway: Gateway, request_id: str) -> dict[str, Any]:
-    async with aiohttp.ClientSession() as http, http.get(f"{gateway.v1}/request/{request_id}/feedback") as r:
+    """What the gateway stored, read with the feedgate key (a feedback token cannot read)."""
+    url = f"{gateway.v1}/request/{request_id}/feedback"
+    async with aiohttp.ClientSession() as http, http.get(url, headers=key_headers(gateway)) as r:
         assert r.status == 200
         data: dict[str, Any] = (await r.json())["data"]
         return data
@@ -91,7 +103,10 @@ async def events(page: Page) -> list[dict[str, Any]]:
 
 @pytest.fixture
 async def gateway_for_page(make_gateway: GatewayFactory, page_host: PageHost) -> Gateway:
-    return await make_gateway(auth={"cors_origins": [page_host.url]})
+    """A gateway as in production: feedgate keys, feedback tokens, and the page's origin allowed by CORS."""
+    return await make_gateway(
+        auth={"keys": [KEY], "cors_origins": [page_host.url]}, feedback={"token_secrets": [SECRET]}
+    )
 
 
 async def test_rate_down_with_a_comment_then_up_from_another_origin(
@@ -249,9 +264,10 @@ async def test_a_network_error_is_retried_once_and_a_4xx_never(
 
 
 async def test_hostile_attributes_never_run_or_break_the_page(
-    gateway_for_page: Gateway, page_host: PageHost, open_page: PageOpener
+    make_gateway: GatewayFactory, page_host: PageHost, open_page: PageOpener
 ) -> None:
-    gateway = gateway_for_page
+    # No keys: so the gateway gets as far as checking the ID (with keys the hostile token is refused first).
+    gateway = await make_gateway(auth={"cors_origins": [page_host.url]})
     hostile = '"\'><script>window.pwned = 1</script><img src=x onerror="window.pwned = 2">'
     attributes = {"request-id": hostile, "token": hostile, "label": hostile, "comment-label": hostile}
     opened = await open_widget(open_page, embed(page_host, gateway, attributes))
@@ -318,3 +334,41 @@ async def test_the_browser_fixtures_see_what_a_strict_csp_refuses(
     assert len(opened.problems.console_errors) >= 3  # Chromium logs each refusal too
     with pytest.raises(AssertionError, match="CSP violations"):
         opened.problems.assert_none()
+
+
+async def test_a_token_for_one_answer_cannot_rate_another(
+    gateway_for_page: Gateway, page_host: PageHost, open_page: PageOpener
+) -> None:
+    gateway = gateway_for_page
+    first, first_token = await logged_call(gateway)
+    second, second_token = await logged_call(gateway)
+    wrong = {"request-id": second, "token": first_token}
+    opened = await open_widget(open_page, embed(page_host, gateway, wrong))
+    page = opened.page
+    await page.get_by_role("button", name="Rate down").click()
+    await expect(page.get_by_role("status")).to_have_text(
+        "Your feedback was not saved: this feedback token is for another request ID"
+    )
+    await expect(page.get_by_role("button", name="Rate down")).to_have_attribute("aria-pressed", "false")
+    assert await events(page) == [
+        {
+            "type": "feedgate:error",
+            "bubbles": True,
+            "composed": True,
+            "requestId": second,
+            "status": 403,
+            "message": "this feedback token is for another request ID",
+        }
+    ]
+    send = "([id, token]) => window.feedgate.signal(id, token, 'copied')"
+    assert (await page.evaluate(send, [second, first_token]))["status"] == 403
+    assert (await page.evaluate(send, [second, ""]))["status"] == 401  # no token, no key: refused too
+    assert (await stored_feedback(gateway, second))["history"] == []
+    assert (await stored_feedback(gateway, second))["signals"] == []
+
+    # The right token for the same request works from the same page.
+    assert await page.evaluate(send, [second, second_token]) == {"ok": True, "status": 201, "message": ""}
+    assert await page.evaluate(send, [first, first_token]) == {"ok": True, "status": 201, "message": ""}
+    assert [s["signal"] for s in (await stored_feedback(gateway, second))["signals"]] == ["copied"]
+    assert opened.problems.csp_violations == [] and opened.problems.page_errors == []
+    assert len(opened.problems.console_errors) == 3  # Chromium logs the 403, 403 and 401 it was answered
