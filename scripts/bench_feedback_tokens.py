@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import argparse
 import timeit
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, cast
 
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
@@ -57,7 +58,7 @@ def run_hook(hook: Callable[[web.Request, web.StreamResponse], Awaitable[None]])
     def once() -> None:
         response = web.Response()  # a fresh answer each time, as each request has its own
         try:
-            hook(request, response).send(None)
+            cast(Coroutine[Any, Any, None], hook(request, response)).send(None)
         except StopIteration:
             pass
 

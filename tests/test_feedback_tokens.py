@@ -24,7 +24,7 @@ from conftest import Gateway, GatewayFactory
 from fakes import FakeUpstream
 from feedgate.config import load_settings, masked
 from feedgate.errors import ConfigError, Unauthorized
-from feedgate.feedback_tokens import PURPOSES, FeedbackTokens, Grant
+from feedgate.feedback_tokens import PURPOSES, FeedbackTokens, Grant, Scope
 
 SECRET = "current-secret-" + "c" * 32
 OLD_SECRET = "previous-secret-" + "p" * 32
@@ -334,10 +334,10 @@ async def test_a_token_rates_the_id_it_names_and_no_other(
 async def test_a_token_allows_only_its_purposes(make_gateway: GatewayFactory, http: aiohttp.ClientSession) -> None:
     gateway = await token_gateway(make_gateway)
     ids = ["msg-rate", "msg-signal", "msg-score"]
-    rate, signal, score = (
+    rate, signal, score = [
         (await minted(http, gateway, request_ids=[rid], allow=[allow]))["request_tokens"][rid]
         for rid, allow in zip(ids, ("feedback", "signal", "score"), strict=True)
-    )
+    ]
     session = (await minted(http, gateway, session_ids=["ticket-9"], allow=["score", "signal"]))["session_tokens"]
 
     def url(request_id: str, path: str = "feedback") -> str:
@@ -405,6 +405,8 @@ async def test_a_token_opens_no_other_route(
                 "a feedback token cannot be used on proxied routes" in error["message"]
                 and token not in error["message"]
             )
+    async with http.post(f"{v1}/chat/completions", json=chat, headers={"x-api-key": token}) as r:
+        assert r.status == 401 and "(x-api-key)" in (await r.json())["error"]["message"]
     async with openai.AsyncOpenAI(base_url=v1, api_key=token, max_retries=0) as api:
         with pytest.raises(openai.AuthenticationError, match="feedback token"):
             await api.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
@@ -454,7 +456,8 @@ async def test_the_mint_route_makes_tokens_for_the_ids_it_is_given(
     expires_at = datetime.strptime(data["expires_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
     assert before + 3600 - 1 <= expires_at <= time.time() + 3600
     checker = FeedbackTokens([SECRET], 3600)
-    for scope, key in (("request", "request_tokens"), ("session", "session_tokens")):
+    scopes: tuple[tuple[Scope, str], ...] = (("request", "request_tokens"), ("session", "session_tokens"))
+    for scope, key in scopes:
         for target_id, token in data[key].items():
             assert checker.check(token) == Grant(scope, target_id, frozenset(PURPOSES), int(expires_at))
     only = await minted(http, gateway, request_ids=["msg-2"], allow=["signal", "feedback", "signal"])

@@ -247,8 +247,9 @@ def answer_stamp(tokens: FeedbackTokens | None) -> Stamp:
     """The on_response_prepare hook: ``stamp_request_id``, plus a feedback token when secrets are configured.
 
     Chosen once at start, so a gateway without ``feedback.token_secrets`` does no token work at all. The token
-    goes on every answer to a proxied call that reached the proxy (its exchange is logged): JSON, streams,
-    upstream errors, cache hits; not on a refusal before it (a missing key), which holds no call to rate.
+    goes on every answer to a proxied call that reached the proxy handler (it has an exchange): JSON, streams,
+    upstream errors, cache hits; not on a refusal before it (a missing key, an unknown route), which has no
+    call to rate.
     """
     if tokens is None:
         return stamp_request_id

@@ -68,6 +68,7 @@ class Operation:
     public: bool = False  # answered without a feedgate key
     media: str = "application/json"  # another is text: JSON lines, Prometheus' format
     pending: bool = False  # may answer 202 pending: the request ID is not known yet
+    token: bool = False  # also takes a feedback token for its ID (docs/feedback-tokens.md)
 
 
 def _log(path: str, provider: str) -> Operation:
@@ -163,6 +164,7 @@ OPERATIONS: tuple[Operation, ...] = (
         body=FeedbackIn,
         body_example={"rating": False, "comment": "made up a tracking number", "user_id": "u42"},
         pending=True,
+        token=True,
     ),
     Operation(
         "GET",
@@ -191,6 +193,7 @@ OPERATIONS: tuple[Operation, ...] = (
         body=ScoresIn,
         body_example={"scores": {"stars": 4, "relevance": 0.82, "resolved": True}},
         pending=True,
+        token=True,
     ),
     Operation(
         "DELETE",
@@ -226,6 +229,7 @@ OPERATIONS: tuple[Operation, ...] = (
         status=201,
         body=SessionFeedbackIn,
         body_example={"rating": True, "comment": "ticket solved"},
+        token=True,
     ),
     Operation(
         "GET",
