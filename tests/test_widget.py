@@ -74,6 +74,27 @@ async def test_the_script_is_under_6_kb_gzipped(gateway: Gateway, raw_http: aioh
     assert len(gzip.compress(SCRIPT, compresslevel=6)) < 6 * 1024  # what a proxy compressing on the fly sends
 
 
+@pytest.mark.parametrize(
+    ("accept_encoding", "gzipped"),
+    [
+        ("gzip", True),
+        ("br, gzip;q=0.5", True),
+        ("x-gzip", True),
+        ("gzip;q=0", False),  # "not gzip", said explicitly
+        ("gzip;q=nonsense", False),
+        ("br, zstd", False),
+        ("", False),
+    ],
+)
+async def test_gzip_only_to_clients_that_accept_it(
+    gateway: Gateway, raw_http: aiohttp.ClientSession, accept_encoding: str, gzipped: bool
+) -> None:
+    async with raw_http.get(f"{gateway.url}/widget/feedback.js", headers={"Accept-Encoding": accept_encoding}) as r:
+        sent = await r.read()
+    assert (r.headers.get("Content-Encoding") == "gzip") is gzipped
+    assert (gzip.decompress(sent) if gzipped else sent) == SCRIPT
+
+
 async def test_a_request_with_an_origin_gets_the_plain_script(
     make_gateway: GatewayFactory, raw_http: aiohttp.ClientSession
 ) -> None:
