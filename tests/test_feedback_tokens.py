@@ -146,6 +146,17 @@ def test_a_malformed_token_is_refused_as_malformed() -> None:
         signature = base64.urlsafe_b64encode(hmac.digest(SECRET.encode(), signed, "sha256")).rstrip(b"=")
         with pytest.raises(Unauthorized, match="payload cannot be read"):
             tokens.check((signed + b"." + signature).decode())
+    padded = b"fgt1.cjo3=="  # padding is not the format, even under a good signature
+    signature = base64.urlsafe_b64encode(hmac.digest(SECRET.encode(), padded, "sha256")).rstrip(b"=")
+    with pytest.raises(Unauthorized, match="payload cannot be read"):
+        tokens.check((padded + b"." + signature).decode())
+
+
+def test_a_token_needs_a_secret_and_a_purpose() -> None:
+    with pytest.raises(ValueError, match="at least one secret"):
+        FeedbackTokens([], 3600)
+    with pytest.raises(ValueError, match="at least one purpose"):
+        FeedbackTokens([SECRET], 3600).mint("request", "msg-1", [])
 
 
 def test_a_token_expires_at_its_stated_time() -> None:
@@ -245,6 +256,23 @@ async def test_every_proxied_answer_carries_a_token_that_rates_it(
     assert (rated["rating"], rated["comment"]) == (False, "wrong parcel")
     assert [s["signal"] for s in (await read_feedback(http, gateway, "request", stream_id))["signals"]] == ["copied"]
     assert (await read_feedback(http, gateway, "request", error_id))["scores"] == {"stars": 1}
+
+
+async def test_a_cached_answer_carries_a_token_for_its_own_request_id(make_gateway: GatewayFactory) -> None:
+    gateway = await token_gateway(make_gateway)
+    answers = []
+    async with sdk(gateway) as api:
+        for _ in range(2):
+            raw = await api.chat.completions.with_raw_response.create(
+                model="gpt-4o-mini", messages=MESSAGES, extra_headers={"Helicone-Cache-Enabled": "true"}
+            )
+            answers.append(raw.headers)
+            await gateway.settled()
+    first, hit = answers
+    assert hit["helicone-cache"] == "HIT" and hit["helicone-id"] != first["helicone-id"]
+    checker = FeedbackTokens([SECRET], 3600)
+    assert checker.check(hit["feedgate-feedback-token"]).target_id == hit["helicone-id"]  # not the cached one's
+    assert checker.check(first["feedgate-feedback-token"]).target_id == first["helicone-id"]
 
 
 async def test_the_token_header_is_exposed_to_pages_and_absent_from_refusals(
