@@ -83,7 +83,7 @@ class FeedbackTokens:
     def __init__(self, secrets: Sequence[str], ttl_s: int, clock: Callable[[], float] = time.time) -> None:
         if not secrets:
             raise ValueError("feedback tokens need at least one secret")
-        # Each secret's HMAC keyed once: a copy per token skips hashing the padded key again (a third cheaper).
+        # Each secret's HMAC keyed once; a copy per token skips keying it (hashing the padded key) again.
         self._macs = tuple(hmac.new(secret.encode(), digestmod=hashlib.sha256) for secret in secrets)
         self._signer = self._macs[0]
         self.ttl_s = ttl_s
