@@ -28,7 +28,7 @@ KEY = "fg-widget-test-key"
 SECRET = "widget-test-secret-0123456789abcdef"  # signs feedback tokens (32 characters at least)
 COMMENT = "made up a tracking number <b>"
 STYLE = "feedgate-feedback { --feedgate-accent: rgb(10, 120, 30); }\n"
-# Kept by the page from its first script on: every feedgate event, with how it travels.
+# Run in the page once the widget is drawn, before any click: keeps every feedgate event, with how it travels.
 RECORD_EVENTS = """() => {
   window.events = [];
   for (const type of ["feedgate:rated", "feedgate:error"]) {
