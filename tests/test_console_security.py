@@ -113,6 +113,10 @@ async def test_the_key_as_a_bearer_header_does_not_open_the_console(
     async with http.post(f"{keyed.url}/console/requests/abc/feedback", headers=headers, data={"rating": "down"}) as r:
         assert r.status in (303, 200)
         assert "/console/login" in str(r.url)
+    # Nor does anything that looks like a feedback token: the console reads no credential header at all.
+    token_like = {"Authorization": "Bearer fgt1.anything.at.all"}
+    async with http.get(f"{keyed.url}/console/", headers=token_like, allow_redirects=False) as r:
+        assert r.status == 303 and r.headers["Location"] == "/console/login"
     # The API is as it was: the key is still the API's way in.
     async with http.get(f"{keyed.v1}/request/abc/feedback", headers=headers) as r:
         assert r.status == 200
