@@ -21,9 +21,10 @@ NEWEST_FIRST = ["b5", "b4", "b3", "b2", "b1", *(f"a{i}" for i in range(10, 0, -1
 
 
 @pytest.fixture
-async def loaded(gateway: Gateway) -> Gateway:
-    await gateway.app[WRITER].submit(known_dataset())
-    return gateway
+async def loaded(either_gateway: Gateway) -> Gateway:
+    """The known dataset, on SQLite and then on PostgreSQL: the console reads both stores alike."""
+    await either_gateway.app[WRITER].submit(known_dataset())
+    return either_gateway
 
 
 def listed(page_html: str) -> list[str]:
@@ -125,7 +126,8 @@ async def test_bad_filter_values_are_a_clear_message_on_the_page(loaded: Gateway
     assert 'action="/console/requests"' in page.text  # the filter form is still there to fix it
 
 
-async def test_cursor_pages_walk_the_whole_list_once(gateway: Gateway) -> None:
+async def test_cursor_pages_walk_the_whole_list_once(either_gateway: Gateway) -> None:
+    gateway = either_gateway
     await gateway.app[WRITER].submit([row(f"r{i:03d}", when=ago(minutes=i)) for i in range(120)])
     seen: list[str] = []
     async with console(gateway.url) as browser:

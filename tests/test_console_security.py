@@ -19,6 +19,7 @@ from conftest import Gateway, GatewayFactory
 from console_client import console, text_of
 from feedgate.console.guard import CONTENT_SECURITY_POLICY
 from feedgate.console.sessions import BROWSER_COOKIE, SESSION_COOKIE
+from pgschema import Schemas
 
 KEY = "fg-console-test-key-0123456789"
 OTHER_KEY = "fg-other-key-abcdefghijklmnop"
@@ -158,9 +159,17 @@ async def test_idle_absolute_and_revoked_sessions_end(
         assert browser.cookie(SESSION_COOKIE) in (None, "")
 
 
-async def test_sessions_are_shared_by_instances_on_one_store(make_gateway: GatewayFactory, keyed: Gateway) -> None:
-    second = await make_gateway(auth={"keys": [KEY, OTHER_KEY]})
-    async with console(keyed.url) as browser:
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_sessions_are_shared_by_instances_on_one_store(
+    make_gateway: GatewayFactory, request: pytest.FixtureRequest, backend: str
+) -> None:
+    database: dict[str, str] = {}
+    if backend == "postgres":
+        schemas: Schemas = request.getfixturevalue("pg_schemas")
+        database = {"url": schemas.new_url()}
+    first = await make_gateway(auth={"keys": [KEY, OTHER_KEY]}, database=database)
+    second = await make_gateway(auth={"keys": [KEY, OTHER_KEY]}, database=database)
+    async with console(first.url) as browser:
         await browser.login(OTHER_KEY)
         token = browser.cookie(SESSION_COOKIE)
         assert token is not None
@@ -168,6 +177,11 @@ async def test_sessions_are_shared_by_instances_on_one_store(make_gateway: Gatew
         elsewhere.http.cookie_jar.update_cookies({SESSION_COOKIE: token})
         page = await elsewhere.get("/console/requests")
         assert page.status == 200 and "Log out" in page.text
+        await elsewhere.submit("/console/requests", "/console/logout", {})
+    async with console(first.url) as replay:  # logged out on the second instance: gone on the first too
+        replay.http.cookie_jar.update_cookies({SESSION_COOKIE: token})
+        page = await replay.get("/console/requests", allow_redirects=False)
+        assert page.status == 303
 
 
 async def test_a_post_without_the_token_or_from_another_origin_is_403(keyed: Gateway, gateway_request_id: str) -> None:
