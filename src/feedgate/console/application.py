@@ -18,6 +18,7 @@ from feedgate.console.login import login, login_form, logout
 from feedgate.console.overview import overview_page
 from feedgate.console.pages import setup_templates
 from feedgate.console.request_view import post_feedback, post_score, request_page
+from feedgate.console.session_pages import session_page, sessions_page
 from feedgate.console.sessions import ConsoleState
 from feedgate.errors import NotFound
 
@@ -40,6 +41,8 @@ def console_app(settings: Settings) -> web.Application:
     router.add_get(f"/requests/{_ID}", request_page)
     router.add_post(f"/requests/{_ID}/feedback", post_feedback)
     router.add_post(f"/requests/{_ID}/score", post_score)
+    router.add_get("/sessions", sessions_page)
+    router.add_get("/sessions/{session_id:[^/]+}", session_page)
     router.add_get("/login", login_form)
     router.add_post("/login", login)
     router.add_post("/logout", logout)

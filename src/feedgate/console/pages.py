@@ -6,6 +6,7 @@ reads, which ``tojson`` escapes for a ``<script type="application/json">`` eleme
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -14,6 +15,7 @@ import jinja2
 from aiohttp import web
 
 from feedgate.appkeys import CONSOLE_STATE, VIEWER
+from feedgate.request_ids import ID_PATTERN
 
 TEMPLATES_PACKAGE = "feedgate.console"
 
@@ -28,6 +30,7 @@ def setup_templates(app: web.Application, static_url: Callable[[str], str]) -> N
         lstrip_blocks=True,
     )
     env.globals["static_url"] = static_url
+    env.globals["openable"] = openable
     env.filters.update(FILTERS)
 
 
@@ -63,6 +66,11 @@ def error_page(
         response = web.Response(status=status, text=f"{title}: {message}", content_type="text/plain")
     response.headers.update(headers or {})
     return response
+
+
+def openable(value: str) -> bool:
+    """Whether an ID can be a console path (``/console/sessions/{id}``): logged IDs may hold anything."""
+    return re.fullmatch(ID_PATTERN, value) is not None
 
 
 def number(value: Any, digits: int = 0) -> str:
