@@ -17,6 +17,7 @@ from feedgate.console.listing import requests_page
 from feedgate.console.login import login, login_form, logout
 from feedgate.console.overview import overview_page
 from feedgate.console.pages import setup_templates
+from feedgate.console.quality import quality_page
 from feedgate.console.request_view import post_feedback, post_score, request_page
 from feedgate.console.session_pages import session_page, sessions_page
 from feedgate.console.sessions import ConsoleState
@@ -41,6 +42,7 @@ def console_app(settings: Settings) -> web.Application:
     router.add_get(f"/requests/{_ID}", request_page)
     router.add_post(f"/requests/{_ID}/feedback", post_feedback)
     router.add_post(f"/requests/{_ID}/score", post_score)
+    router.add_get("/quality", quality_page)
     router.add_get("/sessions", sessions_page)
     router.add_get("/sessions/{session_id:[^/]+}", session_page)
     router.add_get("/login", login_form)

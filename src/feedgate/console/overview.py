@@ -28,15 +28,18 @@ PARAMETERS = ("since", "until", "model", "property")
 CHART_MODELS = 6  # the busiest models get a line each; the table below the chart has them all
 
 
-def overview_pairs(query: Any) -> tuple[list[tuple[str, str]], dict[str, str]]:
-    """The selection pairs ``analysis/selection.py`` reads, and the values the form shows."""
+def overview_pairs(
+    query: Any, extra: tuple[str, ...] = (), page: str = "the overview"
+) -> tuple[list[tuple[str, str]], dict[str, str]]:
+    """The selection pairs ``analysis/selection.py`` reads, and the values the form shows (``extra`` too)."""
     shown: dict[str, str] = {"since": DEFAULT_SINCE}
+    allowed = (*PARAMETERS, *extra)
     for name in query:
-        if name not in PARAMETERS:
-            raise FilterError(f"unknown parameter {name[:64]!r}; the overview takes {', '.join(PARAMETERS)}")
+        if name not in allowed:
+            raise FilterError(f"unknown parameter {name[:64]!r}; {page} takes {', '.join(allowed)}")
         if len(query.getall(name)) > 1:
             raise FilterError(f"{name} may be given once")
-    for name in PARAMETERS:
+    for name in allowed:
         value = query.get(name, "").strip()
         if value:
             shown[name] = value
