@@ -13,6 +13,7 @@ from feedgate.appkeys import CONSOLE_STATE
 from feedgate.config import Settings
 from feedgate.console.assets import Assets
 from feedgate.console.guard import console_middleware
+from feedgate.console.insights_page import insights_page
 from feedgate.console.listing import requests_page
 from feedgate.console.login import login, login_form, logout
 from feedgate.console.overview import overview_page
@@ -43,6 +44,7 @@ def console_app(settings: Settings) -> web.Application:
     router.add_post(f"/requests/{_ID}/feedback", post_feedback)
     router.add_post(f"/requests/{_ID}/score", post_score)
     router.add_get("/quality", quality_page)
+    router.add_get("/insights", insights_page)
     router.add_get("/sessions", sessions_page)
     router.add_get("/sessions/{session_id:[^/]+}", session_page)
     router.add_get("/login", login_form)

@@ -29,10 +29,10 @@ CHART_MODELS = 6  # the busiest models get a line each; the table below the char
 
 
 def overview_pairs(
-    query: Any, extra: tuple[str, ...] = (), page: str = "the overview"
+    query: Any, extra: tuple[str, ...] = (), page: str = "the overview", since: str = DEFAULT_SINCE
 ) -> tuple[list[tuple[str, str]], dict[str, str]]:
     """The selection pairs ``analysis/selection.py`` reads, and the values the form shows (``extra`` too)."""
-    shown: dict[str, str] = {"since": DEFAULT_SINCE}
+    shown: dict[str, str] = {"since": since}
     allowed = (*PARAMETERS, *extra)
     for name in query:
         if name not in allowed:
