@@ -12,7 +12,8 @@ from aiohttp import web
 from feedgate.appkeys import CONSOLE_STATE
 from feedgate.config import Settings
 from feedgate.console.assets import Assets
-from feedgate.console.guard import console_middleware
+from feedgate.console.datasets_page import create_dataset, dataset_page, datasets_page, download
+from feedgate.console.guard import console_middleware, stamp_headers
 from feedgate.console.insights_page import insights_page
 from feedgate.console.listing import requests_page
 from feedgate.console.login import login, login_form, logout
@@ -35,6 +36,7 @@ async def _no_such_page(request: web.Request) -> web.Response:
 def console_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[console_middleware])
     app[CONSOLE_STATE] = ConsoleState.from_settings(settings)
+    app.on_response_prepare.append(stamp_headers)
     assets = Assets()
     setup_templates(app, assets.url)
     router = app.router
@@ -45,6 +47,10 @@ def console_app(settings: Settings) -> web.Application:
     router.add_post(f"/requests/{_ID}/score", post_score)
     router.add_get("/quality", quality_page)
     router.add_get("/insights", insights_page)
+    router.add_get("/datasets", datasets_page)
+    router.add_post("/datasets", create_dataset)
+    router.add_get("/datasets/{dataset_id:[^/]+}", dataset_page)
+    router.add_get("/datasets/{dataset_id:[^/]+}/export", download)
     router.add_get("/sessions", sessions_page)
     router.add_get("/sessions/{session_id:[^/]+}", session_page)
     router.add_get("/login", login_form)

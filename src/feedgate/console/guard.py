@@ -118,7 +118,9 @@ async def _check_post(request: web.Request, viewer: Viewer) -> None:
         raise Forbidden(f"This form was refused: {problem}. Reload the page and try again.")
 
 
-def _stamp(response: web.StreamResponse, static: bool) -> None:
+async def stamp_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare of the console app: every answer, a page, a redirect, an error or a download."""
+    static = request.path.startswith(STATIC_PREFIX)
     headers = response.headers
     headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     headers["X-Content-Type-Options"] = "nosniff"
@@ -171,6 +173,4 @@ async def console_middleware(request: web.Request, handler: Handler) -> web.Stre
     except Exception:
         log.exception("console error on %s %s", request.method, request.path)
         response = error_page(request, 500, "Something went wrong in the console; the gateway log says what.")
-    if not response.prepared:
-        _stamp(response, static)
     return response
