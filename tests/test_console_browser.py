@@ -16,6 +16,7 @@ from pathlib import Path
 
 import aiohttp
 import openai
+import orjson
 import pytest
 
 from browser import BrowserPage, PageOpener
@@ -100,8 +101,7 @@ async def test_log_in_filter_open_rate_down_and_read_it_back(open_page: PageOpen
     await page.get_by_label("Model").fill("gpt-4o-mini")
     await page.get_by_label("Rating").select_option("down")
     await page.get_by_role("button", name="Filter").click()
-    await page.wait_for_url("**/console/requests?**")
-    assert "model=gpt-4o-mini" in page.url and "rating=down" in page.url
+    await page.wait_for_url(f"{served.url}/console/requests?model=gpt-4o-mini&rating=down")
     rows = page.locator("table.requests tbody tr")
     assert await rows.count() > 0
     for cell in await page.locator("table.requests tbody tr td:nth-child(3)").all_inner_texts():
@@ -178,4 +178,25 @@ async def test_logout_ends_the_session(open_page: PageOpener, served: Served) ->
     await expect(page).to_have_url(f"{served.url}/console/login?next=%2Fconsole%2Frequests")
     cookies = await page.context.cookies()
     assert not [c for c in cookies if c["name"] == "feedgate_console_session"]
+    opened.problems.assert_none()
+
+
+async def test_make_a_dataset_from_a_filter_and_download_an_export(open_page: PageOpener, served: Served) -> None:
+    opened = await log_in(open_page, served, "/console/requests")
+    page = opened.page
+    await page.get_by_label("Rating").select_option("up")
+    await page.get_by_role("button", name="Filter").click()
+    await page.wait_for_url("**/console/requests?rating=up")
+    await page.get_by_label("Dataset name").fill("thumbs up")
+    await page.get_by_role("button", name="Make a dataset").click()
+    await page.wait_for_url("**/console/datasets/*")
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Dataset thumbs up")
+    async with page.expect_download() as waiting:
+        await page.get_by_role("link", name="Download openai-chat").click()
+    download = await waiting.value
+    path = await download.path()
+    lines = Path(path).read_bytes().splitlines()
+    assert lines and download.suggested_filename == "thumbs_up.openai-chat.jsonl"
+    for line in lines:
+        assert orjson.loads(line)["messages"][-1]["role"] == "assistant"
     opened.problems.assert_none()

@@ -68,6 +68,7 @@ async def test_the_list_is_newest_first_with_its_columns(loaded: Gateway) -> Non
         ("status=4xx", []),  # a1's 429 was retried: only the latest attempt counts
         ("status=failed", []),
         ("model=&rating=&user=", NEWEST_FIRST),  # empty fields, as a filter form sends them, are off
+        ("model=&rating=down&user=", ["b4", "b3", "b2", "a8", "a7"]),
         ("model=x%27%20OR%20%271%27%3D%271", []),
     ],
 )
@@ -78,6 +79,14 @@ async def test_each_filter_narrows_the_list(loaded: Gateway, query: str, expecte
     assert listed(page.text) == expected
     if not expected:
         assert "No logged request matches these filters." in page.text
+
+
+async def test_empty_form_fields_are_dropped_from_the_address(loaded: Gateway) -> None:
+    async with console(loaded.url) as browser:
+        page = await browser.get("/console/requests?since=&model=gpt-4o&user=&rating=down", allow_redirects=False)
+        everything = await browser.get("/console/requests?since=&model=", allow_redirects=False)
+    assert page.status == 303 and page.headers["Location"] == "/console/requests?model=gpt-4o&rating=down"
+    assert everything.headers["Location"] == "/console/requests"
 
 
 async def test_the_session_filter_and_links_keep_the_filters(loaded: Gateway) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -17,7 +18,7 @@ from feedgate.analysis.request_rows import annotated
 from feedgate.appkeys import STORE
 from feedgate.console.conversation import last_user_text, preview
 from feedgate.console.filters import RATINGS, STATUS_CLASSES, ListFilter, parse_filters
-from feedgate.console.pages import render
+from feedgate.console.pages import render, see_other
 from feedgate.errors import FilterError
 from feedgate.store.filters import compile_filter
 from feedgate.store.protocol import Store
@@ -66,7 +67,19 @@ async def list_page(store: Store, chosen: ListFilter, before: Position | None, s
     return Page(shown, cursor_of(rows[-1]) if more and rows else None)
 
 
+def without_empty(request: web.Request) -> web.Response | None:
+    """A redirect to the same page without the empty fields a filter form sends, so the address is the view."""
+    pairs = list(request.query.items())
+    kept = [(name, value) for name, value in pairs if value.strip()]
+    if len(kept) == len(pairs):
+        return None
+    return see_other(request.path + (f"?{urlencode(kept)}" if kept else ""))
+
+
 async def requests_page(request: web.Request) -> web.Response:
+    cleaned = without_empty(request)
+    if cleaned is not None:
+        return cleaned
     problem = None
     chosen = ListFilter()
     page = Page([], None)

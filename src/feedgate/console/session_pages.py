@@ -15,7 +15,7 @@ from aiohttp import web
 from feedgate.appkeys import STORE
 from feedgate.console.conversation import last_user_text
 from feedgate.console.filters import RATINGS, STATUS_CLASSES, ListFilter, parse_filters
-from feedgate.console.listing import TIME_RANGES, list_page
+from feedgate.console.listing import TIME_RANGES, list_page, without_empty
 from feedgate.console.pages import render
 from feedgate.errors import FilterError, NotFound
 from feedgate.request_ids import check_id
@@ -42,6 +42,9 @@ def parse_session_cursor(value: str | None) -> SessionPosition | None:
 
 
 async def sessions_page(request: web.Request) -> web.Response:
+    cleaned = without_empty(request)
+    if cleaned is not None:
+        return cleaned
     store = request.config_dict[STORE]
     problem = None
     chosen = ListFilter()
