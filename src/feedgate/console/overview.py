@@ -98,10 +98,16 @@ async def overview_page(request: web.Request) -> web.Response:
     shown: dict[str, str] = {"since": DEFAULT_SINCE}
     try:
         pairs, shown = overview_pairs(request.query)
-        stats = await stats_report(store, [*pairs, ("group_by", "model")])
-        chart = await chart_data(store, pairs, stats["groups"])
         lasting = [(name, value) for name, value in pairs if name not in ("since", "until")]
-        regressions = await regressions_report(store, settings.analysis, lasting)
+
+        async def figures() -> tuple[dict[str, Any], dict[str, Any]]:
+            by_model = await stats_report(store, [*pairs, ("group_by", "model")])
+            return by_model, await chart_data(store, pairs, by_model["groups"])
+
+        # The regressions do not depend on the range: they run beside the figures, on their own connections.
+        (stats, chart), regressions = await asyncio.gather(
+            figures(), regressions_report(store, settings.analysis, lasting)
+        )
         for found in regressions["regressions"]:
             found["list_query"] = regression_filter(found["dimension"], found["key"])
     except FilterError as error:

@@ -37,7 +37,21 @@
     series.push({ label: "95% low", scale: "%", stroke: "transparent", points: { show: false } });
     bands.push({ series: [first + 1, first + 2], fill: colour + "26" });
   });
+  // The legend is drawn here, one entry per line: uPlot's own would list each band's edges too.
+  const legend = document.createElement("ul");
+  legend.className = "chart-legend";
+  const entry = (label, colour) => {
+    const item = document.createElement("li");
+    const swatch = document.createElement("span");
+    swatch.className = "swatch";
+    swatch.style.backgroundColor = colour;
+    item.append(swatch, document.createTextNode(label));
+    legend.append(item);
+  };
+  entry("requests per day", "#9aa3b2");
+  data.series.forEach((line, index) => entry(line.model, colours[index % colours.length]));
   const options = {
+    legend: { show: false },
     width: Math.max(holder.clientWidth, 320),
     height: 320,
     series: series,
@@ -50,5 +64,6 @@
     ],
   };
   new uPlot(options, columns, holder);
+  holder.append(legend);
   holder.dataset.drawn = "true";
 })();
