@@ -32,6 +32,7 @@ OPERATIONS: list[tuple[str, str, dict[str, Any]]] = [
     for path, item in DOCUMENT["paths"].items()
     for method, operation in item.items()
     if path not in ("/openapi.json", "/healthz", "/readyz", "/metrics")
+    and not path.startswith("/widget/")  # static files: no input to draw
 ]
 
 # The most dangerous first: Hypothesis draws the first choices of a list most often.
@@ -307,8 +308,11 @@ def _query(draw: st.DrawFn, operation: dict[str, Any], mutate: bool) -> list[tup
 @st.composite
 def _headers(draw: st.DrawFn) -> dict[str, str]:
     names = ["Helicone-Request-Id", "Helicone-User-Id", "Helicone-Session-Id", f"Helicone-Property-{PROPERTY}"]
-    names += ["Helicone-Property-a!b", "Content-Type", "X-Anything"]
-    values = st.one_of(st.sampled_from(LOGGED_IDS), st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E)))
+    names += ["Helicone-Property-a!b", "Content-Type", "X-Anything", "Authorization"]
+    printable = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E))
+    # Authorization drawn as a feedback token's shape too, so the token check meets hostile ones.
+    tokens = st.builds(lambda *parts: "Bearer fgt1." + ".".join(parts), printable, printable)
+    values = st.one_of(st.sampled_from(LOGGED_IDS), printable, tokens)
     return draw(st.dictionaries(st.sampled_from(names), values, max_size=3))
 
 

@@ -25,8 +25,9 @@ from feedgate.config import Settings, load_settings
 if TYPE_CHECKING:
     from pgschema import Schemas  # a plugin (below): importing it here first would stop pytest rewriting it
 
-# ``store``: each store test once on SQLite and once on PostgreSQL (tests/pgschema.py).
-pytest_plugins = ("pgschema",)
+# ``store``: each store test once on SQLite and once on PostgreSQL (tests/pgschema.py); ``open_page`` and
+# ``page_host``: a real Chromium and pages on another origin (tests/browser.py).
+pytest_plugins = ("pgschema", "browser")
 
 
 @pytest.fixture(autouse=True)

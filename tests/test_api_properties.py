@@ -17,16 +17,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from yarl import URL
 
 from api_strategies import KNOWN_DATASET, LOGGED_IDS, OPERATIONS, PROPERTY, Call, calls
-from conftest import Gateway
+from conftest import Gateway, GatewayFactory
+
+if TYPE_CHECKING:
+    from pgschema import Schemas  # a plugin (conftest.py): importing it here first would stop pytest rewriting it
 
 CALL_TIMEOUT_S = 15.0
 EXAMPLES = {"calls": 400, "writes_then_reads": 100}
@@ -36,6 +40,17 @@ SETTINGS = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
 )
 T = TypeVar("T")
+TOKEN_SECRET = "a secret for the property suite's tokens"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def any_gateway(request: pytest.FixtureRequest, make_gateway: GatewayFactory) -> Gateway:
+    """A gateway with feedback tokens on (so the mint route mints), on SQLite, then on a fresh PostgreSQL schema."""
+    feedback = {"token_secrets": [TOKEN_SECRET]}
+    if request.param == "sqlite":
+        return await make_gateway(feedback=feedback)
+    schemas: Schemas = request.getfixturevalue("pg_schemas")
+    return await make_gateway(database={"url": schemas.new_url()}, feedback=feedback)
 
 
 class Runner:
@@ -135,8 +150,8 @@ async def prepare(gateway: Gateway, http: aiohttp.ClientSession) -> Runner:
     return runner
 
 
-async def test_no_call_answers_5xx_or_hangs(either_gateway: Gateway, http: aiohttp.ClientSession) -> None:
-    runner = await prepare(either_gateway, http)
+async def test_no_call_answers_5xx_or_hangs(any_gateway: Gateway, http: aiohttp.ClientSession) -> None:
+    runner = await prepare(any_gateway, http)
 
     @settings(SETTINGS, max_examples=EXAMPLES["calls"])
     @given(calls())
@@ -147,9 +162,9 @@ async def test_no_call_answers_5xx_or_hangs(either_gateway: Gateway, http: aioht
 
 
 async def test_after_any_accepted_write_every_read_still_answers(
-    either_gateway: Gateway, http: aiohttp.ClientSession
+    any_gateway: Gateway, http: aiohttp.ClientSession
 ) -> None:
-    runner = await prepare(either_gateway, http)
+    runner = await prepare(any_gateway, http)
 
     async def sequence(sent: list[Call]) -> None:
         logged: list[str] = []

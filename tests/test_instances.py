@@ -194,3 +194,33 @@ async def test_without_redis_each_instance_counts_on_its_own(start: Start, http:
     key = f"sk-{uuid.uuid4().hex}"
     statuses = [await limited(http, instance, key) for instance in (a, b, a, b, a, b, a, b)]
     assert statuses == [200] * 6 + [429, 429]
+
+
+async def test_a_feedback_token_from_one_instance_rates_on_another(start: Start, http: aiohttp.ClientSession) -> None:
+    """Tokens are checked by their signature alone: any instance with the same secrets takes any instance's."""
+    key = "fg-instances-key"
+    a, b = await start(2, FEEDGATE_API_KEYS=key, FEEDGATE_FEEDBACK_TOKEN_SECRETS="shared-token-secret-" + "s" * 32)
+    auth = {"Authorization": f"Bearer {key}"}
+    response = await chat(http, a, **{"Helicone-Auth": f"Bearer {key}"})
+    request_id, token = response.headers["Helicone-Id"], response.headers["Feedgate-Feedback-Token"]
+    async with http.post(
+        f"{b.v1}/request/{request_id}/feedback",
+        json={"rating": False, "comment": "rated on B"},
+        headers={"Authorization": f"Bearer {token}"},
+    ) as r:
+        assert r.status in (201, 202), await r.text()
+    session_id = f"ticket-{uuid.uuid4().hex[:8]}"
+    async with http.post(f"{b.v1}/feedback-tokens", json={"session_ids": [session_id]}, headers=auth) as r:
+        session_token = (await r.json())["data"]["session_tokens"][session_id]
+    async with http.post(
+        f"{a.v1}/session/{session_id}/feedback",
+        json={"rating": True},
+        headers={"Authorization": f"Bearer {session_token}"},
+    ) as r:
+        assert r.status == 201, await r.text()
+    for instance in (a, b):
+        async with http.get(f"{instance.v1}/request/{request_id}/feedback", headers=auth) as r:
+            state = (await r.json())["data"]
+        assert (state["rating"], state["comment"]) == (False, "rated on B")
+        async with http.get(f"{instance.v1}/session/{session_id}/feedback", headers=auth) as r:
+            assert (await r.json())["data"]["rating"] is True

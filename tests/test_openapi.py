@@ -14,11 +14,13 @@ from conftest import Gateway, GatewayFactory
 from feedgate.analysis.export_run import FORMATS
 from feedgate.analysis.selection import RATINGS
 from feedgate.api.openapi import build_openapi
-from feedgate.api.openapi_operations import OPERATIONS, PATH_EXAMPLES, REQUEST_ID
+from feedgate.api.openapi_examples import PATH_EXAMPLES, REQUEST_ID
+from feedgate.api.openapi_operations import OPERATIONS
 from feedgate.api.query_params import Format, Rating
 from feedgate.middleware import PROXY_ROUTES
 
 DOCUMENT = build_openapi()
+TOKEN_SECRET = "an example secret of at least 32 characters"  # the one the document's example tokens are signed with
 METHODS = ("get", "post", "put", "delete", "patch")
 
 
@@ -121,9 +123,10 @@ def _query(operation: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 async def test_every_example_sent_to_a_gateway_gets_the_documented_answer(
-    gateway: Gateway, http: aiohttp.ClientSession
+    make_gateway: GatewayFactory, http: aiohttp.ClientSession
 ) -> None:
     """Each operation's example parameters and body, sent as they are: the documented status and shape."""
+    gateway = await make_gateway(feedback={"token_secrets": [TOKEN_SECRET]})  # POST /v1/feedback-tokens needs one
     chat = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Where is my parcel?"}]}
     headers = {"Helicone-Request-Id": REQUEST_ID, "Helicone-Property-Feature": "support"}
     async with http.post(f"{gateway.v1}/chat/completions", json=chat, headers=headers) as r:

@@ -28,7 +28,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from feedgate.api import datasets, feedback, health, manual_log, openapi, query, requests, stats
+from feedgate.api import datasets, feedback, health, manual_log, openapi, query, requests, stats, tokens
 from feedgate.api.feedback_notes import FeedbackNote
 from feedgate.api.health import StoreCheck
 from feedgate.appkeys import (
@@ -36,6 +36,7 @@ from feedgate.appkeys import (
     CACHE,
     CALL_TRACER,
     FEEDBACK_OBSERVER,
+    FEEDBACK_TOKENS,
     HTTP,
     INFLIGHT,
     METRICS_SCRAPE,
@@ -50,13 +51,15 @@ from feedgate.appkeys import (
     STORE,
     STORE_CHECK,
     UPSTREAM,
+    WIDGET,
     WRITER,
 )
 from feedgate.config import Settings
+from feedgate.feedback_tokens import FeedbackTokens
 from feedgate.logrows.build import build
 from feedgate.logrows.exchange import Exchange
 from feedgate.logrows.pricing import PriceTable
-from feedgate.middleware import gateway_middleware, stamp_request_id
+from feedgate.middleware import answer_stamp, gateway_middleware
 from feedgate.ops.access_log import AccessLines
 from feedgate.ops.json_logs import JsonAccessLines
 from feedgate.ops.metrics import Metrics, ModelLabels
@@ -77,6 +80,8 @@ from feedgate.store.spool import Spool, recover
 from feedgate.store.utc import utc_text
 from feedgate.store.writer import Writer
 from feedgate.upstream.client import UpstreamClient
+from feedgate.widget import routes as widget
+from feedgate.widget.assets import load_assets
 
 if TYPE_CHECKING:
     from feedgate.ops.tracing import Tracing
@@ -88,6 +93,7 @@ METRICS_ROUTE = "/metrics"
 # Each API module lists its routes; they must come before the proxy's catch-all routes.
 API_ROUTES: tuple[Iterable[web.AbstractRouteDef], ...] = (
     feedback.routes,
+    tokens.routes,
     manual_log.routes,
     query.routes,
     stats.routes,
@@ -325,6 +331,13 @@ async def _tracing_ctx(tracing: Tracing, app: web.Application) -> AsyncIterator[
     await asyncio.to_thread(tracing.shutdown)  # sends the spans still held; blocking, so off the loop
 
 
+def _feedback_tokens(settings: Settings) -> FeedbackTokens | None:
+    secrets = settings.feedback.token_secrets
+    if not secrets:
+        return None
+    return FeedbackTokens([secret.get_secret_value() for secret in secrets], settings.feedback.token_ttl_s)
+
+
 def _version() -> str:
     try:
         return importlib.metadata.version("feedgate")
@@ -345,6 +358,7 @@ def create_app(settings: Settings) -> web.Application:
     app[REQUEST_IDS] = RequestIds()
     app[RATE_LIMITER] = RateLimiter()
     app[OPENAPI] = openapi.openapi_bytes()
+    app[WIDGET] = load_assets()
     app[RUNS] = Runs()
     app[STORE_CHECK] = StoreCheck()
     access_logger = logging.getLogger("feedgate.access")
@@ -360,12 +374,19 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_pending_sweeper_ctx)
     app.cleanup_ctx.append(_http_ctx)
     app.cleanup_ctx.append(_access_log_ctx)
-    app.on_response_prepare.append(stamp_request_id)
+    feedback_tokens = _feedback_tokens(settings)
+    if feedback_tokens is not None:
+        app[FEEDBACK_TOKENS] = feedback_tokens
+    app.on_response_prepare.append(answer_stamp(feedback_tokens))
 
     router = app.router
     router.add_get("/healthz", health.healthz)
     router.add_get("/readyz", health.readyz)
     router.add_get("/openapi.json", openapi.get_openapi)
+    router.add_get("/widget/feedback.js", widget.feedback_script)
+    if settings.console.enabled:
+        router.add_get("/widget/example", widget.example_page)
+        router.add_get("/widget/example.js", widget.example_script)
     router.add_get("/v1/request/{request_id:[^/]+}", requests.get_request)
     for routes in API_ROUTES:
         router.add_routes(routes)

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from feedgate.api.feedback_notes import FeedbackObserver
     from feedgate.api.health import StoreCheck
     from feedgate.config import Settings
+    from feedgate.feedback_tokens import FeedbackTokens, Grant
     from feedgate.logrows.exchange import Exchange
     from feedgate.logrows.pricing import PriceTable
     from feedgate.ops.access_log import AccessLines
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from feedgate.store.runs import Runs
     from feedgate.store.writer import Writer
     from feedgate.upstream.client import UpstreamClient
+    from feedgate.widget.assets import WidgetAssets
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 STORE: web.AppKey[Store] = web.AppKey("store")
@@ -51,7 +53,10 @@ OPENAPI: web.AppKey[bytes] = web.AppKey("openapi")  # the OpenAPI document, enco
 METRICS_SCRAPE: web.AppKey[Scrape] = web.AppKey("metrics_scrape")  # absent when metrics.enabled is false
 CALL_TRACER: web.AppKey[CallTracer | None] = web.AppKey("call_tracer")  # None unless tracing is on
 FEEDBACK_OBSERVER: web.AppKey[FeedbackObserver] = web.AppKey("feedback_observer")  # absent: nobody watches
+FEEDBACK_TOKENS: web.AppKey[FeedbackTokens] = web.AppKey("feedback_tokens")  # absent: no feedback.token_secrets
+WIDGET: web.AppKey[WidgetAssets] = web.AppKey("widget")  # the widget's files, read once at start
 
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
 EXCHANGE: web.RequestKey[Exchange] = web.RequestKey("exchange")  # a proxied request's exchange
+FEEDBACK_GRANT: web.RequestKey[Grant] = web.RequestKey("feedback_grant")  # a request made with a feedback token
 TRACE_ID: web.RequestKey[str] = web.RequestKey("trace_id")  # with tracing on: the request's trace, 32 hex digits

@@ -5,7 +5,9 @@ Errors answered over HTTP, with their status::
     FeedgateError                 any error feedgate answers itself (500 when raised bare)
     + BadRequest            400   malformed JSON, a bad request ID, a bad header
       + FilterError         400   a filter, sort or query parameter that cannot be compiled
-    + Unauthorized          401   missing or wrong feedgate key
+    + Unauthorized          401   missing or wrong feedgate key; a feedback token malformed, altered, expired or
+                                  used on a route it cannot open
+    + Forbidden             403   a valid feedback token for another ID, or for another purpose
     + NotFound              404   unknown request, session, dataset or route
     + PayloadTooLarge       413   body over ``server.max_body_bytes``
     + Unprocessable         422   well-formed but invalid field values or unknown fields
@@ -68,6 +70,9 @@ class FilterError(BadRequest): ...
 
 
 class Unauthorized(FeedgateError, status=401, error_type="authentication_error"): ...
+
+
+class Forbidden(FeedgateError, status=403, error_type="permission_error"): ...
 
 
 class NotFound(FeedgateError, status=404, error_type="not_found_error"): ...

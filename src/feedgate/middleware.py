@@ -10,17 +10,36 @@ from urllib.parse import unquote
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage
 
-from feedgate.appkeys import PROVIDERS, REQUEST_ID, REQUEST_IDS, SETTINGS
-from feedgate.errors import BadRequest, FeedgateError, NotFound, PayloadTooLarge, Unauthorized, to_response
+from feedgate.appkeys import EXCHANGE, FEEDBACK_GRANT, FEEDBACK_TOKENS, PROVIDERS, REQUEST_ID, REQUEST_IDS, SETTINGS
+from feedgate.errors import BadRequest, FeedgateError, Forbidden, NotFound, PayloadTooLarge, Unauthorized, to_response
+from feedgate.feedback_tokens import HEADER as TOKEN_HEADER
+from feedgate.feedback_tokens import PREFIX as TOKEN_PREFIX
+from feedgate.feedback_tokens import FeedbackTokens, Grant, Purpose, Scope
 from feedgate.proxy.providers import AZURE_ROUTE
 from feedgate.request_ids import choose_request_id
 
 log = logging.getLogger("feedgate")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Stamp = Callable[[web.Request, web.StreamResponse], Awaitable[None]]
 
 PROXY_ROUTES = frozenset({"proxy", "proxy-provider", AZURE_ROUTE})
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json"})
+# The widget's script and example page are open too: pages load them without a feedgate key.
+OPEN_PATHS = frozenset(
+    {"/healthz", "/readyz", "/openapi.json", "/widget/feedback.js", "/widget/example", "/widget/example.js"}
+)
 METRICS_PATH = "/metrics"  # needs a key like any route, unless metrics.public
+EXPOSED_HEADERS = f"Helicone-Id, {TOKEN_HEADER}"
+# The only routes a feedback token opens: (method, route) -> (the scope of ID it must name, the path parameter
+# holding that ID, the purpose it must allow; None: the body says which, feedback or signal, in api/feedback.py).
+TOKEN_ROUTES: dict[tuple[str, str], tuple[Scope, str, Purpose | None]] = {
+    ("POST", "/v1/request/{request_id}/feedback"): ("request", "request_id", None),
+    ("POST", "/v1/request/{request_id}/score"): ("request", "request_id", "score"),
+    ("POST", "/v1/session/{session_id}/feedback"): ("session", "session_id", "feedback"),
+}
+_TOKEN_ONLY_RATES = (
+    "a feedback token only rates: POST /v1/request/{id}/feedback, POST /v1/request/{id}/score and "
+    "POST /v1/session/{id}/feedback"
+)
 
 
 def is_proxied(request: web.Request) -> bool:
@@ -32,6 +51,66 @@ def _bearer(value: str | None) -> str | None:
         return None
     scheme, _, token = value.partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def _check_credentials(request: web.Request, proxied: bool) -> None:
+    """A feedback token where one is presented (checked as a token, keys or not), else the feedgate key."""
+    if proxied:
+        if FEEDBACK_TOKENS in request.app:  # no secrets: no token of ours exists, nothing to look for
+            _refuse_token_on_proxy(request)
+    else:
+        given = _bearer(request.headers.get("Authorization"))
+        if given is not None and given.startswith(TOKEN_PREFIX):
+            request[FEEDBACK_GRANT] = _check_token(request, given)
+            return
+    _check_key(request, proxied)
+
+
+def _check_token(request: web.Request, token: str) -> Grant:
+    resource = request.match_info.route.resource
+    rule = TOKEN_ROUTES.get((request.method, resource.canonical)) if resource is not None else None
+    if rule is None:
+        raise Unauthorized(
+            f"a feedback token cannot be used on {request.method} {request.path}: {_TOKEN_ONLY_RATES}; "
+            "other routes need a feedgate key",
+            code="feedback_token_not_accepted",
+        )
+    tokens = request.app.get(FEEDBACK_TOKENS)
+    if tokens is None:
+        raise Unauthorized(
+            "feedback tokens are not enabled on this gateway (feedback.token_secrets is not set)",
+            code="feedback_tokens_disabled",
+        )
+    grant = tokens.check(token)
+    scope, id_name, purpose = rule
+    if grant.scope != scope:
+        raise Forbidden(
+            f"this feedback token is for a {grant.scope} ID; this route takes a {scope} ID",
+            code="feedback_token_wrong_scope",
+        )
+    if grant.target_id != request.match_info[id_name]:
+        raise Forbidden(f"this feedback token is for another {scope} ID", code="feedback_token_wrong_id")
+    if purpose is not None:
+        grant.require(purpose)
+    return grant
+
+
+def _refuse_token_on_proxy(request: web.Request) -> None:
+    """A token sent as a key on a proxied route is refused here, never forwarded to a provider."""
+    headers = request.headers
+    for name in ("Helicone-Auth", "Authorization"):
+        given = _bearer(headers.get(name))
+        if given is not None and given.startswith(TOKEN_PREFIX):
+            raise Unauthorized(
+                f"a feedback token cannot be used on proxied routes ({name}): {_TOKEN_ONLY_RATES}",
+                code="feedback_token_not_accepted",
+            )
+    for name in ("x-api-key", "api-key"):
+        if headers.get(name, "").startswith(TOKEN_PREFIX):
+            raise Unauthorized(
+                f"a feedback token cannot be used on proxied routes ({name}): {_TOKEN_ONLY_RATES}",
+                code="feedback_token_not_accepted",
+            )
 
 
 def _check_key(request: web.Request, proxied: bool) -> None:
@@ -102,7 +181,7 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
         origin = _cors_origin(request)
         if request.method == "OPTIONS" and origin is not None and "Access-Control-Request-Method" in request.headers:
             return _preflight(request, origin)
-        _check_key(request, proxied)
+        _check_credentials(request, proxied)
         response = await handler(request)
     except FeedgateError as error:
         response = to_response(error, openai_shape=proxied)
@@ -133,7 +212,7 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
     if origin is not None and not response.prepared:
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Vary"] = "Origin"
-        response.headers["Access-Control-Expose-Headers"] = "Helicone-Id"
+        response.headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
     return response
 
 
@@ -162,3 +241,25 @@ async def stamp_request_id(request: web.Request, response: web.StreamResponse) -
     request_id = request.get(REQUEST_ID)
     if request_id is not None:
         response.headers["Helicone-Id"] = request_id
+
+
+def answer_stamp(tokens: FeedbackTokens | None) -> Stamp:
+    """The on_response_prepare hook: ``stamp_request_id``, plus a feedback token when secrets are configured.
+
+    Chosen once at start, so a gateway without ``feedback.token_secrets`` does no token work at all. The token
+    goes on every answer to a proxied call that reached the proxy handler (it has an exchange): JSON, streams,
+    upstream errors, cache hits; not on a refusal before it (a missing key, an unknown route), which has no
+    call to rate.
+    """
+    if tokens is None:
+        return stamp_request_id
+    for_request = tokens.for_request
+
+    async def stamp_request_id_and_token(request: web.Request, response: web.StreamResponse) -> None:
+        request_id = request.get(REQUEST_ID)
+        if request_id is not None:
+            response.headers["Helicone-Id"] = request_id
+            if EXCHANGE in request:
+                response.headers[TOKEN_HEADER] = for_request(request_id)
+
+    return stamp_request_id_and_token

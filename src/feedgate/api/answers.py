@@ -63,6 +63,15 @@ class BatchResults(_Open):
     results: list[BatchResult]
 
 
+class TokensMinted(_Open):
+    """Feedback tokens by ID, what they allow, and when they expire (all at the same time)."""
+
+    request_tokens: dict[str, str]
+    session_tokens: dict[str, str]
+    allow: list[Literal["feedback", "score", "signal"]]
+    expires_at: str
+
+
 class LegacyAnswer(_Open):
     """Helicone's legacy route answers without the envelope."""
 

@@ -28,7 +28,7 @@ from feedgate.api.feedback_models import (
 )
 from feedgate.api.feedback_notes import notes_for
 from feedgate.api.results import commit, json_body, ok
-from feedgate.appkeys import FEEDBACK_OBSERVER, INFLIGHT, STORE, WRITER
+from feedgate.appkeys import FEEDBACK_GRANT, FEEDBACK_OBSERVER, INFLIGHT, STORE, WRITER
 from feedgate.errors import BadRequest
 from feedgate.request_ids import check_id
 from feedgate.store.ops import DeleteScores, PutFeedback, PutProperty, PutScores, WriteOp
@@ -83,6 +83,9 @@ def _feedback_op(target_type: str, target_id: str, body: FeedbackIn, source: str
 async def post_request_feedback(request: web.Request) -> web.Response:
     request_id = check_id(request.match_info["request_id"])
     body = parse(FeedbackIn, await json_body(request))
+    grant = request.get(FEEDBACK_GRANT)
+    if grant is not None:  # made with a feedback token: the middleware checked its ID; the body names the purpose
+        grant.require("signal" if body.kind == "implicit" else "feedback")
     await _commit(request, _feedback_op("request", request_id, body))
     return await _answer_for(request, request_id)
 

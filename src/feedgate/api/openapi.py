@@ -23,7 +23,8 @@ from aiohttp import web
 from pydantic import TypeAdapter
 
 from feedgate.api.answers import Pending
-from feedgate.api.openapi_operations import OPERATIONS, PATH_EXAMPLES, Operation
+from feedgate.api.openapi_examples import PATH_EXAMPLES
+from feedgate.api.openapi_operations import OPERATIONS, Operation
 from feedgate.api.query_params import SELECTION_PATTERNS
 from feedgate.appkeys import OPENAPI
 from feedgate.request_ids import ID_PATTERN
@@ -33,7 +34,8 @@ _PATH_PARAMETER = re.compile(r"\{([a-z_]+)\}")
 # Error answers, each in Helicone's envelope: (name under components/responses, what it means).
 _ERRORS = {
     400: ("BadRequest", "Malformed JSON, a bad ID, parameter or filter"),
-    401: ("Unauthorized", "Missing or wrong feedgate key (when auth.keys is set)"),
+    401: ("Unauthorized", "Missing or wrong feedgate key (when auth.keys is set), or a feedback token refused"),
+    403: ("Forbidden", "A feedback token for another ID, or that does not allow this"),
     404: ("NotFound", "Unknown request, session, dataset or route"),
     413: ("PayloadTooLarge", "Body over server.max_body_bytes"),
     422: ("Unprocessable", "Well-formed but invalid field values, or unknown fields"),
@@ -166,7 +168,7 @@ def _error_answers() -> dict[str, Any]:
 def _error_statuses(op: Operation) -> list[int]:
     if op.public:
         return [503] if op.path == "/readyz" else []
-    statuses = [400, 401, 404]
+    statuses = [400, 401, 403, 404] if op.token else [400, 401, 404]
     if op.body is not None:
         statuses += [413, 422]
     if op.method in ("POST", "PUT", "DELETE"):
@@ -189,6 +191,8 @@ def _operation(op: Operation, schemas: _Schemas) -> dict[str, Any]:
         }
     if op.public:
         out["security"] = []
+    elif op.token:
+        out["security"] = [{"feedgateKey": []}, {"feedbackToken": []}]
     return out
 
 
@@ -222,7 +226,12 @@ def build_openapi() -> dict[str, Any]:
             "schemas": dict(sorted({**schemas.components, "Error": ERROR_ENVELOPE}.items())),
             "responses": _error_answers(),
             "securitySchemes": {
-                "feedgateKey": {"type": "http", "scheme": "bearer", "description": "a key of auth.keys"}
+                "feedgateKey": {"type": "http", "scheme": "bearer", "description": "a key of auth.keys"},
+                "feedbackToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "a feedback token (fgt1....) for the ID in the path: docs/feedback-tokens.md",
+                },
             },
         },
         "security": [{"feedgateKey": []}],

@@ -27,6 +27,21 @@ from feedgate.api.feedback_models import (
     SessionFeedbackIn,
 )
 from feedgate.api.manual_log import LogBody
+from feedgate.api.openapi_examples import (
+    DATASET,
+    DATASET_ID,
+    EXPORT_LINE,
+    GROUP,
+    JSONL,
+    LOG_BODY,
+    NOW,
+    REQUEST_ID,
+    ROW,
+    SESSION_ID,
+    STATE,
+    TOKENS,
+)
+from feedgate.api.tokens import TokensIn
 
 
 class BatchBody(BaseModel):
@@ -53,76 +68,7 @@ class Operation:
     public: bool = False  # answered without a feedgate key
     media: str = "application/json"  # another is text: JSON lines, Prometheus' format
     pending: bool = False  # may answer 202 pending: the request ID is not known yet
-
-
-REQUEST_ID = "msg-123"
-SESSION_ID = "ticket-4711"
-DATASET_ID = "0b5e5d7c-3f4e-4a51-9d43-8a0f6a1f2c11"
-PATH_EXAMPLES = {"request_id": REQUEST_ID, "session_id": SESSION_ID, "dataset_id": DATASET_ID}
-NOW = "2026-01-15T09:30:00.000000Z"
-CHAT_BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Where is my parcel?"}]}
-ROW = {
-    "request_id": REQUEST_ID,
-    "request_created_at": NOW,
-    "response_status": 200,
-    "model": "gpt-4o-mini-2024-07-18",
-    "provider": "openai",
-    "request_path": "/v1/chat/completions",
-    "prompt_tokens": 12,
-    "completion_tokens": 9,
-    "total_tokens": 21,
-    "delay_ms": 412.5,
-    "cost": 7.2e-06,
-    "properties": {"feature": "support"},
-    "feedback_rating": False,
-    "scores": {"stars": 2},
-    "attempts": 1,
-    "request_body": CHAT_BODY,
-    "response_text": "It left the depot today.",
-}
-EVENT = {"rating": False, "comment": "made up a tracking number", "user_id": "u42", "metadata": None}
-STATE = {
-    **EVENT,
-    "datetime_utc": NOW,
-    "history": [{**EVENT, "source": "api", "datetime_utc": NOW}],
-    "signals": [
-        {"signal": "copied", "rating": True, "comment": None, "user_id": None, "metadata": {"chars": 120}}
-        | {"source": "api", "datetime_utc": NOW}
-    ],
-    "scores": {"stars": 2, "relevance": 0.4},
-    "request_known": True,
-}
-DATASET = {
-    "id": DATASET_ID,
-    "name": "bad answers",
-    "created_at": NOW,
-    "meta": {"owner": "support"},
-    "organization": None,
-    "dataset_type": "helicone",
-    "filter": None,
-    "requests_count": 1,
-}
-GROUP = {"key": "gpt-4o-mini", "requests": 1200, "rated": 300, "positive_rate": 0.81}
-LOG_BODY = {
-    "providerRequest": {
-        "url": "https://api.openai.com/v1/chat/completions",
-        "json": CHAT_BODY,
-        "meta": {"Helicone-User-Id": "u42", "Helicone-Property-Feature": "support"},
-    },
-    "providerResponse": {
-        "json": {"model": "gpt-4o-mini", "choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 9}},
-        "status": 200,
-        "headers": {},
-    },
-    "timing": {
-        "startTime": {"seconds": 1768469400, "milliseconds": 250},
-        "endTime": {"seconds": 1768469401, "milliseconds": 40},
-    },
-}
-JSONL = "application/x-ndjson"
-EXPORT_LINE = (
-    '{"messages": [{"role": "user", "content": "Where is my parcel?"}, {"role": "assistant", "content": "..."}]}\n'
-)
+    token: bool = False  # also takes a feedback token for its ID (docs/feedback-tokens.md)
 
 
 def _log(path: str, provider: str) -> Operation:
@@ -171,6 +117,40 @@ OPERATIONS: tuple[Operation, ...] = (
         public=True,
     ),
     Operation(
+        "GET",
+        "/widget/feedback.js",
+        "widget",
+        "The feedback widget's script: the <feedgate-feedback> element and feedgate.signal (docs/widget.md); "
+        "cached a day, with an ETag",
+        str,
+        '(() => { "use strict"; const TAG = "feedgate-feedback"; /* ... */ })();\n',
+        enveloped=False,
+        public=True,
+        media="text/javascript",
+    ),
+    Operation(
+        "GET",
+        "/widget/example",
+        "widget",
+        "A page that shows the widget for ?request_id=...&token=... (only with console.enabled)",
+        str,
+        '<!doctype html>\n<html lang="en">...</html>\n',
+        enveloped=False,
+        public=True,
+        media="text/html",
+    ),
+    Operation(
+        "GET",
+        "/widget/example.js",
+        "widget",
+        "The example page's own script (only with console.enabled)",
+        str,
+        '(() => { "use strict"; /* ... */ })();\n',
+        enveloped=False,
+        public=True,
+        media="text/javascript",
+    ),
+    Operation(
         "GET", "/v1/request/{request_id}", "requests", "One logged request (its latest attempt)", a.LoggedRequest, ROW
     ),
     Operation(
@@ -184,6 +164,7 @@ OPERATIONS: tuple[Operation, ...] = (
         body=FeedbackIn,
         body_example={"rating": False, "comment": "made up a tracking number", "user_id": "u42"},
         pending=True,
+        token=True,
     ),
     Operation(
         "GET",
@@ -212,6 +193,7 @@ OPERATIONS: tuple[Operation, ...] = (
         body=ScoresIn,
         body_example={"scores": {"stars": 4, "relevance": 0.82, "resolved": True}},
         pending=True,
+        token=True,
     ),
     Operation(
         "DELETE",
@@ -247,6 +229,7 @@ OPERATIONS: tuple[Operation, ...] = (
         status=201,
         body=SessionFeedbackIn,
         body_example={"rating": True, "comment": "ticket solved"},
+        token=True,
     ),
     Operation(
         "GET",
@@ -255,6 +238,17 @@ OPERATIONS: tuple[Operation, ...] = (
         "A session's rating, its history, and how many requests carry its ID",
         a.FeedbackState,
         {**{k: v for k, v in STATE.items() if k not in ("scores", "request_known")}, "signals": [], "requests": 4},
+    ),
+    Operation(
+        "POST",
+        "/v1/feedback-tokens",
+        "feedback tokens",
+        "Feedback tokens for request and session IDs, for a web page to rate them (docs/feedback-tokens.md); "
+        "400 when feedback.token_secrets is not set",
+        a.TokensMinted,
+        TOKENS,
+        body=TokensIn,
+        body_example={"request_ids": [REQUEST_ID], "session_ids": [SESSION_ID]},
     ),
     Operation(
         "POST",

@@ -135,6 +135,7 @@ def masked(settings: Settings) -> dict[str, Any]:
     """The effective settings as plain data with every secret replaced by ``***``."""
     data = settings.model_dump(mode="json")
     data["auth"]["keys"] = ["***" for _ in settings.auth.keys]
+    data["feedback"]["token_secrets"] = ["***" for _ in settings.feedback.token_secrets]
     data["database"]["url"] = mask_url(settings.database.url)
     if settings.redis.url:
         data["redis"]["url"] = mask_url(settings.redis.url)

@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 from feedgate.config.checks import header_problem, origin_of
 
+# A feedback token's secret is an HMAC key: 32 random characters carry well over the 128 bits it needs.
+MIN_TOKEN_SECRET_CHARS = 32
 _NOT_A_BASE_URL = "must be an http:// or https:// URL without user:password (send credentials as headers)"
 
 
@@ -133,6 +135,28 @@ class FeedbackSettings(_Section):
         le=60,
         description="How long a feedback write waits for the store before it is withdrawn and answered 503.",
     )
+    token_secrets: list[SecretStr] = Field(
+        default_factory=list,
+        description="Secrets that sign feedback tokens (write os.environ/NAME; at least 32 characters each). The "
+        "first signs, all verify, so a new secret goes first and the old one stays until its tokens expire. Set: "
+        "proxied answers carry Feedgate-Feedback-Token and POST /v1/feedback-tokens mints tokens. Unset: off.",
+    )
+    token_ttl_s: int = Field(
+        604_800, ge=60, le=31_536_000, description="How long a feedback token is valid after it is made (seconds)."
+    )
+
+    @field_validator("token_secrets")
+    @classmethod
+    def _long_secrets(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for number, secret in enumerate(value, start=1):
+            length = len(secret.get_secret_value())
+            if length < MIN_TOKEN_SECRET_CHARS:
+                # Which one and how long, never the secret itself: this message is printed.
+                raise ValueError(
+                    f"secret {number} has {length} characters; each needs at least {MIN_TOKEN_SECRET_CHARS} "
+                    "(make one with: openssl rand -base64 32)"
+                )
+        return value
 
 
 class AnalysisSettings(_Section):
@@ -248,6 +272,12 @@ class ProviderSettings(_Section):
         return None if value is None else value.rstrip("/")
 
 
+class ConsoleSettings(_Section):
+    enabled: bool = Field(
+        True, description="Serve the web console at /console/ and the widget example at /widget/example."
+    )
+
+
 class MetricsSettings(_Section):
     enabled: bool = Field(
         True,
@@ -328,6 +358,7 @@ class Settings(_Section):
         json_schema_extra={"env": "FEEDGATE_LOG_FORMAT"},
     )
     proxy: ProxySettings = Field(default_factory=ProxySettings)  # type: ignore[arg-type]
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)  # type: ignore[arg-type]
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)  # type: ignore[arg-type]
     tracing: TracingSettings = Field(default_factory=TracingSettings)  # type: ignore[arg-type]
     providers: list[ProviderSettings] = Field(
