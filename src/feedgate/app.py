@@ -377,7 +377,7 @@ def create_app(settings: Settings) -> web.Application:
     feedback_tokens = _feedback_tokens(settings)
     if feedback_tokens is not None:
         app[FEEDBACK_TOKENS] = feedback_tokens
-    app.on_response_prepare.append(answer_stamp(feedback_tokens))
+    app.on_response_prepare.append(answer_stamp(feedback_tokens, settings.auth.cors_origins))
 
     router = app.router
     router.add_get("/healthz", health.healthz)
