@@ -50,6 +50,7 @@ from feedgate.appkeys import (
     SHARED_STATE,
     STORE,
     STORE_CHECK,
+    SUPERVISOR,
     UPSTREAM,
     WIDGET,
     WRITER,
@@ -66,7 +67,8 @@ from feedgate.ops.metrics import Metrics, ModelLabels
 from feedgate.ops.scrape import PendingFeedback, Scrape, StateCollector, metrics_handler, register_state
 from feedgate.proxy.features.cache_backend import CacheBackend, RedisCache, StoreCache
 from feedgate.proxy.features.ratelimit import RateLimiter
-from feedgate.proxy.features.shared_state import RedisState, open_shared_state
+from feedgate.proxy.features.shared_state import RedisState, SharedState, open_shared_state
+from feedgate.proxy.features.supervisor_state import SupervisorState
 from feedgate.proxy.handler import proxy_handler
 from feedgate.proxy.inflight import Inflight
 from feedgate.proxy.providers import AZURE_ROUTE, Providers
@@ -82,6 +84,7 @@ from feedgate.store.writer import Writer
 from feedgate.upstream.client import UpstreamClient
 from feedgate.widget import routes as widget
 from feedgate.widget.assets import load_assets
+from feedgate.workers import WorkerOf, worker_ctx
 
 if TYPE_CHECKING:
     from feedgate.ops.tracing import Tracing
@@ -101,14 +104,25 @@ API_ROUTES: tuple[Iterable[web.AbstractRouteDef], ...] = (
 )
 
 
-async def _shared_state_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Rate-limit counters and the cache's Redis: with ``redis.url`` set, instances share them."""
-    state = await open_shared_state(app[SETTINGS].redis.url)
+async def _shared_state_ctx(worker: WorkerOf | None, app: web.Application) -> AsyncIterator[None]:
+    """Rate-limit counters and the cache's Redis: with ``redis.url`` set, instances share them.
+
+    A worker of ``--workers N`` also links to its supervisor: for its state on ``/readyz``, and, without
+    Redis, for rate limits that hold across the workers.
+    """
+    link = SupervisorState(worker.state_path) if worker is not None else None
+    if link is not None:
+        await link.open()
+        app[SUPERVISOR] = link
+    redis_url = app[SETTINGS].redis.url
+    state: SharedState = link if link is not None and not redis_url else await open_shared_state(redis_url)
     app[SHARED_STATE] = state
     if state.shared:
         app[RATE_LIMITER].counter = state
     yield
     await state.close()
+    if link is not None and link is not state:
+        await link.close()
 
 
 async def _store_ctx(metrics: Metrics | None, tracing: Tracing | None, app: web.Application) -> AsyncIterator[None]:
@@ -345,7 +359,8 @@ def _version() -> str:
         return "unknown"
 
 
-def create_app(settings: Settings) -> web.Application:
+def create_app(settings: Settings, *, worker: WorkerOf | None = None) -> web.Application:
+    """The gateway; ``worker``: this process is one of the workers of ``feedgate serve --workers N``."""
     tracing = _tracing(settings)
     middlewares: list[Middleware] = [gateway_middleware]
     if tracing is not None:
@@ -366,7 +381,7 @@ def create_app(settings: Settings) -> web.Application:
     app[CALL_TRACER] = tracing
     metrics = _metrics(app, settings)
     _feedback_observer(app, metrics, tracing)
-    app.cleanup_ctx.append(_shared_state_ctx)
+    app.cleanup_ctx.append(functools.partial(_shared_state_ctx, worker))
     if tracing is not None:
         app.cleanup_ctx.append(functools.partial(_tracing_ctx, tracing))
     app.cleanup_ctx.append(functools.partial(_store_ctx, metrics, tracing))
@@ -374,6 +389,8 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_pending_sweeper_ctx)
     app.cleanup_ctx.append(_http_ctx)
     app.cleanup_ctx.append(_access_log_ctx)
+    if worker is not None:
+        app.cleanup_ctx.append(worker_ctx(worker, lambda: app[SUPERVISOR], functools.partial(health.snapshot, app)))
     feedback_tokens = _feedback_tokens(settings)
     if feedback_tokens is not None:
         app[FEEDBACK_TOKENS] = feedback_tokens
