@@ -113,9 +113,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
                 file=sys.stderr,
             )
             return EXIT_CONFIG
-        log.warning(
-            "no auth keys configured: the gateway and its feedback API are open to anyone who can reach %s", host
-        )
+        if not args.worker_of:  # said once, by the supervisor, not once more by every worker
+            log.warning(
+                "no auth keys configured: the gateway and its feedback API are open to anyone who can reach %s", host
+            )
     worker = WorkerOf(args.worker_index, args.worker_of) if args.worker_of else None
     if worker is None:
         count = worker_count(settings.server.workers)
