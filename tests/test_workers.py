@@ -3,26 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
+import shutil
 import signal
 import sqlite3
+import sys
+import tempfile
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
-import httpx
+import httpx2
 import openai
 import pytest
 
 from feedgate.config import load_settings
 from feedgate.errors import ConfigError
 from feedgate.proxy.features.supervisor_state import StateServer, SupervisorState
-from feedgate.workers import worker_count
+from feedgate.workers import Supervisor, listening_socket, migrate_once, worker_count
 from serving import spawn, wait_ready
 from tcpproxy import free_port
 
@@ -95,9 +99,9 @@ async def all_workers_up(http: aiohttp.ClientSession, instance: Instance, count:
     raise AssertionError(f"workers never all up: {body}")
 
 
-def one_connection_each() -> httpx.AsyncClient:
-    """A client that opens a new connection for every call, so calls spread over the workers."""
-    return httpx.AsyncClient(limits=httpx.Limits(max_keepalive_connections=0))
+def one_connection_each() -> openai.DefaultAsyncHttpxClient:
+    """The SDK's own HTTP client, opening a new connection for every call, so calls spread over the workers."""
+    return openai.DefaultAsyncHttpxClient(limits=httpx2.Limits(max_keepalive_connections=0))
 
 
 async def test_two_workers_on_one_sqlite_file_under_load_then_sigterm_lose_no_row(
@@ -305,3 +309,84 @@ async def test_workers_count_against_one_supervisor_and_fall_back_to_their_own_w
     assert alone.stats.fallbacks == 2 and await alone.get("answer") is None
     assert alone.stats.cache_errors == 1
     await alone.close()
+
+
+@pytest.fixture
+def runtime_dir() -> Iterator[str]:
+    """Short, as a Unix socket's path must be."""
+    path = tempfile.mkdtemp(prefix="fgw-")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+async def test_the_supervisor_restarts_a_killed_worker_and_stops_every_worker_cleanly(
+    upstream_url: str,
+    tmp_path: Path,
+    runtime_dir: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    http: aiohttp.ClientSession,
+) -> None:
+    """The supervisor in this process, its workers real ``feedgate serve`` processes."""
+    monkeypatch.setenv("FEEDGATE_DATABASE_URL", f"sqlite:///{tmp_path / 'fg.db'}")
+    monkeypatch.setenv("FEEDGATE_OPENAI_BASE_URL", upstream_url)
+    monkeypatch.setenv("FEEDGATE_SERVER_ACCESS_LOG", "false")
+    await migrate_once(load_settings(None))
+    sock = listening_socket("127.0.0.1", 0)
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    supervisor = Supervisor(2, [sys.executable, "-m", "feedgate", "serve"], sock, runtime_dir)
+    caplog.set_level(logging.INFO, logger="feedgate.workers")
+    running = asyncio.create_task(supervisor.run())
+    try:
+        instance = Instance(url, cast(asyncio.subprocess.Process, None), tmp_path / "unused.log", tmp_path / "fg.db")
+        before = await all_workers_up(http, instance, 2)
+        victim = before["workers"]["each"][0]
+        os.kill(victim["pid"], signal.SIGKILL)
+        for _ in range(400):
+            if supervisor.restarts[victim["index"]] == 1 and len(supervisor.up()) == 2:
+                break
+            await asyncio.sleep(0.05)
+        await all_workers_up(http, instance, 2)
+        async with openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="sk-test", max_retries=0) as api:
+            answer = await api.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        assert answer.choices[0].message.content
+    finally:
+        supervisor.stop()
+        code = await asyncio.wait_for(running, 60)
+        sock.close()
+    assert code == 0
+    said = f"worker {victim['index']} (pid {victim['pid']}) was killed by SIGKILL; restarting it (restart 1)"
+    assert said in caplog.text and "all workers stopped" in caplog.text
+
+
+async def test_a_worker_that_keeps_crashing_is_restarted_later_and_later(
+    runtime_dir: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    sock = listening_socket("127.0.0.1", 0)
+    crashing = [sys.executable, "-c", "raise SystemExit(7)"]  # stands in for a worker that dies at once
+    supervisor = Supervisor(1, crashing, sock, runtime_dir)
+    caplog.set_level(logging.INFO, logger="feedgate.workers")
+    running = asyncio.create_task(supervisor.run())
+    try:
+        while supervisor.restarts[0] < 4:
+            await asyncio.sleep(0.05)
+    finally:
+        supervisor.stop()
+        code = await asyncio.wait_for(running, 60)
+        sock.close()
+    assert code == 0  # stopped while waiting to restart: nothing was running
+    lines = [line for line in caplog.text.splitlines() if "exited with code 7" in line]
+    assert "restarting it (restart 1)" in lines[0]
+    assert "restarting it in 0.5s (restart 2)" in lines[1]
+    assert "restarting it in 1.0s (restart 3)" in lines[2]
+    assert "restarting it in 2.0s (restart 4)" in lines[3]
+
+
+async def test_a_worker_that_cannot_start_stops_the_instance_with_its_status(runtime_dir: str) -> None:
+    sock = listening_socket("127.0.0.1", 0)
+    unreachable = [sys.executable, "-c", "raise SystemExit(3)"]  # what cli returns when the store is unreachable
+    try:
+        code = await asyncio.wait_for(Supervisor(2, unreachable, sock, runtime_dir).run(), 60)
+    finally:
+        sock.close()
+    assert code == 3

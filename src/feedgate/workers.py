@@ -204,6 +204,8 @@ class Supervisor:
         finally:
             state_server.close()
             await state_server.wait_closed()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
         if self.fatal is not None:
             return self.fatal
         failed = {index: code for index, code in enumerate(codes) if code != 0}
