@@ -22,6 +22,7 @@ import aiohttp
 import httpx2
 import openai
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from feedgate.config import load_settings
 from feedgate.errors import ConfigError
@@ -133,6 +134,7 @@ async def test_two_workers_on_one_sqlite_file_under_load_then_sigterm_lose_no_ro
     assert instance.proc.returncode == 0, stderr[-3000:]
     assert "Traceback" not in stderr and "database is locked" not in stderr, stderr[-3000:]
     assert "all workers stopped" in stderr
+    assert "did not stop cleanly" not in stderr  # the workers, all alive, never took each other for crashed
     with sqlite3.connect(instance.db) as conn:
         logged = {row[0] for row in conn.execute("SELECT request_id FROM requests")}
     assert len(answered) >= 100
@@ -236,7 +238,19 @@ async def _until_logged(http: aiohttp.ClientSession, instance: Instance, request
     raise AssertionError(f"request {request_id} never logged")
 
 
-async def test_the_readyz_of_any_worker_sums_every_workers_log(start: Start, http: aiohttp.ClientSession) -> None:
+async def metric(http: aiohttp.ClientSession, instance: Instance, name: str) -> float:
+    """The sum of the samples named ``name`` in one scrape of ``/metrics``."""
+    async with http.get(f"{instance.url}/metrics") as r:
+        text = await r.text()
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    )
+
+
+async def test_readyz_and_metrics_of_any_worker_count_every_worker(start: Start, http: aiohttp.ClientSession) -> None:
     instance = await start(2)
     await all_workers_up(http, instance, 2)
     async with instance.client(http_client=one_connection_each()) as api:
@@ -250,6 +264,21 @@ async def test_the_readyz_of_any_worker_sums_every_workers_log(start: Start, htt
     else:
         raise AssertionError(f"/readyz never counted the 40 rows of both workers: {body}")
     assert body["workers"]["up"] == 2
+    # Each scrape is answered by one worker, which adds the others' last published series to its own.
+    for _ in range(400):
+        counted = [
+            await metric(http, instance, name)
+            for name in (
+                "feedgate_requests_total",
+                "feedgate_request_duration_seconds_count",
+                "feedgate_log_rows_written_total",
+            )
+        ]
+        if counted == [40, 40, 40]:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError(f"/metrics never counted the 40 calls of both workers: {counted}")
 
 
 async def test_one_worker_is_one_process_as_before(start: Start, http: aiohttp.ClientSession) -> None:

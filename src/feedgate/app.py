@@ -22,7 +22,7 @@ import os
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
@@ -296,7 +296,7 @@ def _feedback_observer(app: web.Application, metrics: Metrics | None, tracing: T
     app[FEEDBACK_OBSERVER] = observe
 
 
-def _metrics(app: web.Application, settings: Settings) -> Metrics | None:
+def _metrics(app: web.Application, settings: Settings, worker: WorkerOf | None) -> Metrics | None:
     if not settings.metrics.enabled:
         return None
     prices = app[PRICES]
@@ -311,9 +311,29 @@ def _metrics(app: web.Application, settings: Settings) -> Metrics | None:
         lambda: app.get(WRITER), lambda: len(app[INFLIGHT]), PendingFeedback(lambda: pending_count(app[STORE]))
     )
     register_state(metrics.registry, state, version)
-    app[METRICS_SCRAPE] = Scrape(metrics, state)
+    app[METRICS_SCRAPE] = Scrape(metrics, state, functools.partial(_other_workers, app) if worker else None)
     app.router.add_get(METRICS_ROUTE, metrics_handler)
     return metrics
+
+
+def _worker_snapshot(app: web.Application) -> dict[str, Any]:
+    """What a worker of ``--workers N`` tells its supervisor each second: its /readyz figures and metric series."""
+    snapshot = health.snapshot(app)
+    scrape = app.get(METRICS_SCRAPE)
+    if scrape is not None:
+        snapshot["series"] = scrape.metrics.series.export()
+    return snapshot
+
+
+async def _other_workers(app: web.Application) -> list[dict[str, Any]]:
+    """The other workers' latest snapshots, for /metrics; none when the supervisor does not answer."""
+    try:
+        instance = await app[SUPERVISOR].instance()
+    except Exception as exc:
+        log.warning("/metrics counts this worker only: the supervisor did not answer (%s)", exc)
+        return []
+    me = os.getpid()
+    return [each["snapshot"] for each in instance["workers"] if each["snapshot"] and each["pid"] != me]
 
 
 def tracing_wanted(settings: Settings, environ: os._Environ[str] | dict[str, str]) -> bool:
@@ -379,7 +399,7 @@ def create_app(settings: Settings, *, worker: WorkerOf | None = None) -> web.App
     access_logger = logging.getLogger("feedgate.access")
     app[ACCESS_LINES] = JsonAccessLines(access_logger) if settings.log_format == "json" else AccessLines(access_logger)
     app[CALL_TRACER] = tracing
-    metrics = _metrics(app, settings)
+    metrics = _metrics(app, settings, worker)
     _feedback_observer(app, metrics, tracing)
     app.cleanup_ctx.append(functools.partial(_shared_state_ctx, worker))
     if tracing is not None:
@@ -390,7 +410,7 @@ def create_app(settings: Settings, *, worker: WorkerOf | None = None) -> web.App
     app.cleanup_ctx.append(_http_ctx)
     app.cleanup_ctx.append(_access_log_ctx)
     if worker is not None:
-        app.cleanup_ctx.append(worker_ctx(worker, lambda: app[SUPERVISOR], functools.partial(health.snapshot, app)))
+        app.cleanup_ctx.append(worker_ctx(worker, lambda: app[SUPERVISOR], functools.partial(_worker_snapshot, app)))
     feedback_tokens = _feedback_tokens(settings)
     if feedback_tokens is not None:
         app[FEEDBACK_TOKENS] = feedback_tokens
