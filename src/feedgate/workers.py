@@ -70,7 +70,9 @@ class WorkerOf:
 def worker_count(wanted: int | str) -> int:
     """``server.workers``: a number, or ``auto``: the CPUs this process may run on."""
     if wanted == "auto":
-        return max(1, len(os.sched_getaffinity(0)))
+        if hasattr(os, "sched_getaffinity"):  # Linux: a container's or taskset's CPUs, not the machine's
+            return max(1, len(os.sched_getaffinity(0)))
+        return os.cpu_count() or 1
     return int(wanted)
 
 

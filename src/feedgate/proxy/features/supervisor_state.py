@@ -88,9 +88,9 @@ class StateServer:
         except (asyncio.IncompleteReadError, ConnectionError, LinkError, orjson.JSONDecodeError, ValueError):
             pass
         finally:
+            # Not awaiting wait_closed: cancelled there at the supervisor's exit, Python 3.11's stream
+            # callback would report the cancellation as an error.
             writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
 
     async def _call(self, op: str, args: list[Any]) -> Any:
         state = self.state
