@@ -142,6 +142,7 @@ class Supervisor:
         self.restarts: dict[int, int] = dict.fromkeys(range(count), 0)
         self.stopping = asyncio.Event()
         self.fatal: int | None = None
+        self._signalled: set[int] = set()
         self.server = StateServer(workers_wanted=count, workers_up=self.up)
 
     def up(self) -> dict[int, int]:
@@ -161,7 +162,7 @@ class Supervisor:
             started = time.monotonic()
             proc = await self._start(index)
             if self.stopping.is_set():  # the stop came while it was starting: it missed the signal
-                proc.send_signal(signal.SIGTERM)
+                self.stop()
             code = await proc.wait()
             if self.stopping.is_set():
                 return code
@@ -192,7 +193,9 @@ class Supervisor:
             log.info("stopping %d workers: each finishes its requests and writes its log queue", len(self.up()))
         self.stopping.set()
         for proc in self.procs.values():
-            if proc.returncode is None:
+            # Once each: a second SIGTERM to a worker that is draining would cut its drain short.
+            if proc.returncode is None and proc.pid not in self._signalled:
+                self._signalled.add(proc.pid)
                 with contextlib.suppress(ProcessLookupError):
                     proc.send_signal(signal.SIGTERM)
 
