@@ -419,3 +419,70 @@ async def test_a_worker_that_cannot_start_stops_the_instance_with_its_status(run
     finally:
         sock.close()
     assert code == 3
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def test_workers_whose_supervisor_was_killed_stop_on_their_own_and_write_their_rows(
+    start: Start, http: aiohttp.ClientSession
+) -> None:
+    instance = await start(2)
+    ready = await all_workers_up(http, instance, 2)
+    pids = [each["pid"] for each in ready["workers"]["each"]]
+    async with instance.client(http_client=one_connection_each()) as api:
+        raws = await asyncio.gather(
+            *(api.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES) for _ in range(30))
+        )
+    instance.proc.kill()
+    await instance.proc.wait()
+    for _ in range(600):
+        if not any(_alive(pid) for pid in pids):
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("workers outlived their supervisor")
+    assert "the supervisor is gone; stopping" in instance.log.read_text()
+    with sqlite3.connect(instance.db) as conn:
+        logged = {row[0] for row in conn.execute("SELECT request_id FROM requests")}
+        unclean = conn.execute("SELECT count(*) FROM feedgate_runs WHERE stopped_utc IS NULL").fetchone()[0]
+    assert logged == {raw.headers["Helicone-Id"] for raw in raws}
+    assert unclean == 0  # each worker noted its clean stop
+
+
+async def test_with_a_spool_a_worker_killed_under_load_loses_no_answered_call(
+    start: Start, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    spool = tmp_path / "spool"
+    instance = await start(2, FEEDGATE_DATABASE_SPOOL=str(spool))
+    ready = await all_workers_up(http, instance, 2)
+    victim = ready["workers"]["each"][1]
+    answered: list[str] = []
+
+    async def one(api: openai.AsyncOpenAI) -> None:
+        try:
+            raw = await api.chat.completions.with_raw_response.create(
+                model="gpt-4o-mini", messages=MESSAGES, extra_headers={"X-Fake-Behavior": "slow:20"}
+            )
+        except openai.APIConnectionError:
+            return  # accepted by the killed worker: never answered
+        answered.append(raw.headers["Helicone-Id"])
+
+    async with instance.client(http_client=one_connection_each()) as api:
+        load = [asyncio.create_task(one(api)) for _ in range(200)]
+        while len(answered) < 60:
+            await asyncio.sleep(0.01)
+        os.kill(victim["pid"], signal.SIGKILL)
+        await asyncio.gather(*load)
+    await all_workers_up(http, instance, 2)
+    instance.proc.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(instance.proc.wait(), 60) == 0
+    with sqlite3.connect(instance.db) as conn:
+        logged = {row[0] for row in conn.execute("SELECT request_id FROM requests")}
+    assert set(answered) <= logged  # what the killed worker held came back from its spool at its restart
+    assert (spool / "worker-1").is_dir()  # worker 1's own spool, beside worker 0's files
