@@ -459,7 +459,8 @@ async def test_with_a_spool_a_worker_killed_under_load_loses_no_answered_call(
     start: Start, http: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
     spool = tmp_path / "spool"
-    instance = await start(2, FEEDGATE_DATABASE_SPOOL=str(spool))
+    # Each writer gathers rows for a second before it writes them: the killed worker surely held some.
+    instance = await start(2, FEEDGATE_DATABASE_SPOOL=str(spool), FEEDGATE_DATABASE_BATCH_WAIT_MS="1000")
     ready = await all_workers_up(http, instance, 2)
     victim = ready["workers"]["each"][1]
     answered: list[str] = []
