@@ -172,14 +172,19 @@ async def _store_ctx(metrics: Metrics | None, tracing: Tracing | None, app: web.
     await store.close()
 
 
-async def _runs_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Note this run in the store, say which earlier runs stopped uncleanly, and keep saying we are alive."""
+async def _runs_ctx(worker: WorkerOf | None, app: web.Application) -> AsyncIterator[None]:
+    """Note this run in the store, say which earlier runs stopped uncleanly, and keep saying we are alive.
+
+    Of the workers of ``--workers N``, worker 0 alone looks for runs that stopped uncleanly (a killed worker
+    among them), so each is reported once, not once per worker.
+    """
     runs = app[RUNS]
     store, writer = app[STORE], app[WRITER]
     spooled = writer.spool is not None
+    reports = worker is None or worker.index == 0
 
     async def note() -> None:
-        report = await runs.find_unclean(store, spooled=spooled)
+        report = await runs.find_unclean(store, spooled=spooled) if reports else None
         await writer.submit([runs.record(), *([report] if report else [])], timeout=BEAT_S)
 
     async def beat_forever() -> None:
@@ -405,7 +410,7 @@ def create_app(settings: Settings, *, worker: WorkerOf | None = None) -> web.App
     if tracing is not None:
         app.cleanup_ctx.append(functools.partial(_tracing_ctx, tracing))
     app.cleanup_ctx.append(functools.partial(_store_ctx, metrics, tracing))
-    app.cleanup_ctx.append(_runs_ctx)
+    app.cleanup_ctx.append(functools.partial(_runs_ctx, worker))
     app.cleanup_ctx.append(_pending_sweeper_ctx)
     app.cleanup_ctx.append(_http_ctx)
     app.cleanup_ctx.append(_access_log_ctx)

@@ -78,17 +78,16 @@ def snapshot(app: web.Application) -> dict[str, Any]:
         },
         "log": writer.stats.as_dict(),
         "inflight": len(app[INFLIGHT]),
+        "unclean_stops": [
+            {key: run[key] for key in ("run_id", "host", "pid", "started_utc", "seen_utc")} for run in app[RUNS].unclean
+        ],
     }
 
 
 async def readyz(request: web.Request) -> web.Response:
     store = request.app[STORE]
     writer = request.app[WRITER]
-    runs = request.app[RUNS]
     body: dict[str, object] = snapshot(request.app)
-    body["unclean_stops"] = [
-        {key: run[key] for key in ("run_id", "host", "pid", "started_utc", "seen_utc")} for run in runs.unclean
-    ]
     failing_workers: list[int] = []
     link = request.app.get(SUPERVISOR)
     if link is not None:
@@ -141,6 +140,9 @@ async def _whole_instance(link: SupervisorState, body: dict[str, Any]) -> list[i
             if isinstance(value, int) and not isinstance(value, bool):
                 log[name] = sum(s["log"].get(name) or 0 for s in snapshots)
         body["inflight"] = sum(s["inflight"] for s in snapshots)
+        found = {run["run_id"]: run for s in snapshots for run in s.get("unclean_stops", [])}
+        mine = cast(list[dict[str, Any]], body["unclean_stops"])
+        body["unclean_stops"] = list({**found, **{run["run_id"]: run for run in mine}}.values())
     body["workers"] = {
         "wanted": instance["wanted"],
         "up": instance["up"],
