@@ -490,3 +490,24 @@ async def test_with_a_spool_a_worker_killed_under_load_loses_no_answered_call(
         logged = {row[0] for row in conn.execute("SELECT request_id FROM requests")}
     assert set(answered) <= logged  # what the killed worker held came back from its spool at its restart
     assert (spool / "worker-1").is_dir()  # worker 1's own spool, beside worker 0's files
+
+
+async def test_a_restart_that_cannot_reach_the_store_is_retried_not_fatal(
+    runtime_dir: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Crashes once, then exits as if the store were unreachable: the other workers must not be stopped for it."""
+    marker = tmp_path / "crashed-once"
+    script = f"import pathlib, sys; m = pathlib.Path({str(marker)!r}); sys.exit(3 if m.exists() else m.touch() or 1)"
+    sock = listening_socket("127.0.0.1", 0)
+    supervisor = Supervisor(1, [sys.executable, "-c", script], sock, runtime_dir)
+    caplog.set_level(logging.INFO, logger="feedgate.workers")
+    running = asyncio.create_task(supervisor.run())
+    try:
+        while supervisor.restarts[0] < 2 and not running.done():
+            await asyncio.sleep(0.05)
+    finally:
+        supervisor.stop()
+        code = await asyncio.wait_for(running, 60)
+        sock.close()
+    assert code == 0 and supervisor.fatal is None
+    assert "exited with code 3; restarting it in 0.5s (restart 2)" in caplog.text

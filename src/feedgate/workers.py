@@ -19,10 +19,10 @@ worker's latest state for ``/readyz``.
 
 A worker that exits without being asked is started again, and the supervisor logs it in one line; one that
 keeps crashing soon after start waits longer each time (up to ``MAX_BACKOFF_S``) instead of being restarted
-in a tight loop. A worker that exits because the configuration is wrong or the store (or Redis) cannot be
-reached stops the whole instance with that status, as one process would. On SIGTERM or SIGINT the supervisor
-sends SIGTERM to every worker, waits until each has drained its log queue (their own graceful stop), and
-exits 0, or 1 if a worker did not stop cleanly.
+in a tight loop. A worker whose first start fails because the configuration is wrong or the store (or
+Redis) cannot be reached stops the whole instance with that status, as one process would. On SIGTERM or
+SIGINT the supervisor sends SIGTERM to every worker, waits until each has drained its log queue (their own
+graceful stop), and exits 0, or 1 if a worker did not stop cleanly.
 """
 
 from __future__ import annotations
@@ -166,7 +166,9 @@ class Supervisor:
             code = await proc.wait()
             if self.stopping.is_set():
                 return code
-            if code in FATAL_EXITS:
+            # Only a first start: a restart that cannot reach the store (down for a while) waits and tries
+            # again, rather than stopping the workers that still serve.
+            if code in FATAL_EXITS and self.restarts[index] == 0:
                 log.error("worker %d (pid %d) exited with %d at start; stopping the instance", index, proc.pid, code)
                 self.fatal = code
                 self.stop()
