@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -42,3 +43,39 @@ def test_counters_add_per_label_set_and_keep_their_names() -> None:
     samples = exposed(calls)
     assert samples["demo_calls_total", (("model", "a"),)] == 3.5
     assert samples["demo_calls_total", (("model", "b"),)] == 1
+
+
+def test_another_workers_series_add_to_this_ones() -> None:
+    """With --workers N, the worker answering a scrape adds the others' exported values to its own."""
+    requests = CounterSeries("feedgate_requests", "Calls.", ("status",))
+    duration = HistogramSeries("feedgate_request_duration_seconds", "Time.", ("status",), (0.1, 1.0))
+    requests.add(("200",), 3)
+    duration.observe(("200",), 0.05)
+    collector = SeriesCollector([requests, duration])
+    other_requests = CounterSeries("feedgate_requests", "Calls.", ("status",))
+    other_duration = HistogramSeries("feedgate_request_duration_seconds", "Time.", ("status",), (0.1, 1.0))
+    other_requests.add(("200",), 2)
+    other_requests.add(("429",), 1)
+    other_duration.observe(("200",), 0.5)
+    other_duration.observe(("429",), 5.0)
+    exported = orjson.loads(orjson.dumps(SeriesCollector([other_requests, other_duration]).export()))
+    collector.others = [exported]
+    merged = {
+        sample.name + repr(sorted(sample.labels.items())): sample.value
+        for family in collector.collect()
+        for sample in family.samples
+    }
+    assert merged["feedgate_requests_total[('status', '200')]"] == 5
+    assert merged["feedgate_requests_total[('status', '429')]"] == 1
+    assert merged["feedgate_request_duration_seconds_count[('status', '200')]"] == 2
+    assert merged["feedgate_request_duration_seconds_bucket[('le', '0.1'), ('status', '200')]"] == 1
+    assert merged["feedgate_request_duration_seconds_bucket[('le', '1.0'), ('status', '200')]"] == 2
+    assert merged["feedgate_request_duration_seconds_sum[('status', '200')]"] == 0.55
+    assert merged["feedgate_request_duration_seconds_count[('status', '429')]"] == 1
+    collector.others = []
+    alone = {
+        sample.name + repr(sorted(sample.labels.items())): sample.value
+        for family in collector.collect()
+        for sample in family.samples
+    }
+    assert alone["feedgate_requests_total[('status', '200')]"] == 3  # this worker's own values are untouched

@@ -282,24 +282,23 @@ class Metrics:
         self.ratelimit.add((), 0.0)
         for result in ("hit", "miss"):
             self.cache.add((result,), 0.0)
-        self.registry.register(
-            SeriesCollector(
-                [
-                    self.requests,
-                    self.duration,
-                    self.ttft,
-                    self.overhead,
-                    self.tokens,
-                    self.cost,
-                    self.unpriced,
-                    self.upstream_errors,
-                    self.cache,
-                    self.ratelimit,
-                    self.feedback,
-                    self.log_batch,
-                ]
-            )
+        self.series = SeriesCollector(
+            [
+                self.requests,
+                self.duration,
+                self.ttft,
+                self.overhead,
+                self.tokens,
+                self.cost,
+                self.unpriced,
+                self.upstream_errors,
+                self.cache,
+                self.ratelimit,
+                self.feedback,
+                self.log_batch,
+            ]
         )
+        self.registry.register(self.series)
         self._labels: dict[tuple[str, str, str, bool, str], _CallLabels] = {}
 
     def count_call(

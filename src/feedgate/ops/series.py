@@ -10,11 +10,13 @@ a snapshot of each dictionary (``list(dict.items())`` copies it without letting 
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 
 Labels = tuple[str, ...]
+Exported = list[Any]  # [label values, value]: a counter's float or a histogram's row, as another worker sent it
 
 
 class CounterSeries:
@@ -32,9 +34,17 @@ class CounterSeries:
         values = self.values
         values[labels] = values.get(labels, 0.0) + amount
 
-    def family(self) -> Metric:
+    def merged(self, others: Iterable[Exported]) -> dict[Labels, float]:
+        """This process's values plus other workers' (``SeriesCollector.export``): counters add up."""
+        values = dict(self.values)
+        for labels, value in others:
+            key = tuple(labels)
+            values[key] = values.get(key, 0.0) + float(value)
+        return values
+
+    def family(self, values: dict[Labels, float] | None = None) -> Metric:
         family = CounterMetricFamily(self.name, self.help, labels=self.label_names)
-        for labels, value in list(self.values.items()):
+        for labels, value in list((self.values if values is None else values).items()):
             family.add_metric(labels, value)
         return family
 
@@ -61,9 +71,22 @@ class HistogramSeries:
         row[bisect_left(self.bounds, value)] += 1
         row[-1] += value
 
-    def family(self) -> Metric:
+    def merged(self, others: Iterable[Exported]) -> dict[Labels, list[float]]:
+        """This process's rows plus other workers': bucket counts and sums add up element by element."""
+        values = {labels: list(row) for labels, row in list(self.values.items())}
+        width = len(self.bounds) + 2
+        for labels, row in others:
+            if len(row) != width:  # a worker of another version with other buckets: not comparable
+                continue
+            key = tuple(labels)
+            mine = values.setdefault(key, [0.0] * width)
+            for index, count in enumerate(row):
+                mine[index] += count
+        return values
+
+    def family(self, values: dict[Labels, list[float]] | None = None) -> Metric:
         family = HistogramMetricFamily(self.name, self.help, labels=self.label_names)
-        for labels, row in list(self.values.items()):
+        for labels, row in list((self.values if values is None else values).items()):
             running = 0.0
             buckets: list[tuple[str, float]] = []
             for le, count in zip(self._le, row, strict=False):
@@ -74,11 +97,30 @@ class HistogramSeries:
 
 
 class SeriesCollector:
-    """A registry collector serving the families it holds, in the order given."""
+    """A registry collector serving the families it holds, in the order given.
+
+    With ``feedgate serve --workers N``, ``others`` holds the other workers' ``export()`` for the length of one
+    scrape (set and cleared around the synchronous encoding), so the worker that answers speaks for all.
+    """
 
     def __init__(self, series: list[CounterSeries | HistogramSeries]) -> None:
         self._series = series
+        self.others: list[dict[str, list[Exported]]] = []
+
+    def export(self) -> dict[str, list[Exported]]:
+        """Every series' values as JSON-ready lists, for another worker to add to its own."""
+        return {
+            series.name: [[list(labels), value] for labels, value in list(series.values.items())]
+            for series in self._series
+        }
 
     def collect(self) -> Iterator[Metric]:
         for series in self._series:
-            yield series.family()
+            if not self.others:
+                yield series.family()
+                continue
+            theirs = [row for exported in self.others for row in exported.get(series.name, [])]
+            if isinstance(series, CounterSeries):  # two branches, so each kind gets rows of its own shape
+                yield series.family(series.merged(theirs))
+            else:
+                yield series.family(series.merged(theirs))
