@@ -327,3 +327,30 @@ async def test_console_without_its_slash_goes_to_the_overview(keyed: Gateway, ht
     async with http.get(f"{keyed.url}/console", allow_redirects=False) as r:
         assert r.status == 303 and r.headers["Location"] == "/console/"
         assert r.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+
+
+async def test_cors_origins_do_not_open_console_pages_to_other_sites(
+    make_gateway: GatewayFactory, http: aiohttp.ClientSession
+) -> None:
+    gateway = await make_gateway(auth={"cors_origins": ["*"]})
+    origin = {"Origin": "https://elsewhere.example"}
+    async with http.get(f"{gateway.url}/console/requests", headers=origin) as r:
+        assert r.status == 200 and "Access-Control-Allow-Origin" not in r.headers
+    async with http.get(f"{gateway.v1}/request/nope/feedback", headers=origin) as r:
+        assert r.headers["Access-Control-Allow-Origin"] == "https://elsewhere.example"  # the API's CORS is as it was
+
+
+async def test_open_console_forms_are_accepted_by_another_process_on_the_same_store(
+    make_gateway: GatewayFactory, http: aiohttp.ClientSession
+) -> None:
+    """As with ``serve --workers``: the page from one process, its POST answered by another."""
+    first, second = await make_gateway(), await make_gateway()
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+    async with http.post(f"{first.v1}/chat/completions", json=body) as r:
+        request_id = r.headers["Helicone-Id"]
+    await first.settled()
+    async with console(first.url) as browser:
+        page = await browser.get(f"/console/requests/{request_id}")
+        browser.base = second.url
+        done = await browser.post(f"/console/requests/{request_id}/feedback", {"rating": "up", "csrf": page.csrf})
+    assert done.status == 200 and "rated up" in text_of(done.text)

@@ -433,3 +433,38 @@ async def test_a_page_on_an_allowed_origin_rates_with_a_token(
         headers={**bearer(token), "Origin": "https://elsewhere.example"},
     ) as r:
         assert "Access-Control-Allow-Origin" not in r.headers  # the browser hides the answer from that page
+
+
+async def test_a_page_on_an_allowed_origin_reads_a_streamed_answer_and_its_token(
+    make_gateway: GatewayFactory, http: aiohttp.ClientSession
+) -> None:
+    """A stream's head is written before the handler returns: its CORS headers must still be there, or a page
+    on another origin could read neither the answer nor the token to rate it."""
+    gateway = await token_gateway(make_gateway)
+    headers = {"Helicone-Auth": f"Bearer {KEY}", "Authorization": "Bearer sk-provider", "Origin": ORIGIN}
+    body = {"model": "gpt-4o-mini", "messages": MESSAGES, "stream": True}
+    async with http.post(f"{gateway.v1}/chat/completions", json=body, headers=headers) as r:
+        assert r.status == 200 and r.headers["Content-Type"].startswith("text/event-stream")
+        assert r.headers["Access-Control-Allow-Origin"] == ORIGIN
+        exposed = {name.strip().lower() for name in r.headers["Access-Control-Expose-Headers"].split(",")}
+        assert {"helicone-id", "feedgate-feedback-token"} <= exposed
+        assert "Origin" in r.headers["Vary"]
+        token = r.headers["Feedgate-Feedback-Token"]
+        assert b"[DONE]" in await r.read()
+    rate = {**bearer(token), "Origin": ORIGIN}
+    async with http.post(
+        f"{gateway.v1}/request/{r.headers['Helicone-Id']}/feedback", json={"rating": True}, headers=rate
+    ) as rated:
+        assert rated.status == 201 and rated.headers["Access-Control-Allow-Origin"] == ORIGIN
+
+
+async def test_an_answer_that_varies_by_encoding_keeps_saying_so_to_other_origins(
+    make_gateway: GatewayFactory, http: aiohttp.ClientSession
+) -> None:
+    gateway = await token_gateway(make_gateway)
+    async with http.get(
+        f"{gateway.url}/widget/feedback.js", headers={"Origin": ORIGIN, "Accept-Encoding": "gzip"}
+    ) as r:
+        assert r.status == 200
+        vary = [part.strip().lower() for part in r.headers["Vary"].split(",")]
+        assert "origin" in vary and "accept-encoding" in vary

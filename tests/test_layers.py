@@ -20,7 +20,7 @@ PACKAGE = Path(feedgate.__file__).parent
 # every part may import the parts listed beside it, and itself.
 MAY_IMPORT: dict[str, set[str]] = {
     "__main__": {"cli"},
-    "cli": {"commands", "app", "ops", "config", "errors"},
+    "cli": {"commands", "app", "workers", "ops", "config", "errors"},
     "commands": {"analysis", "demo", "logrows", "store", "config", "errors"},
     "app": {
         "api",
@@ -35,6 +35,7 @@ MAY_IMPORT: dict[str, set[str]] = {
         "appkeys",
         "request_ids",
         "feedback_tokens",
+        "workers",
         "config",
     },
     "middleware": {"proxy", "appkeys", "request_ids", "feedback_tokens", "config", "errors"},
@@ -43,6 +44,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "analysis": {"store", "config", "errors"},
     "proxy": {"upstream", "logrows", "store", "appkeys", "config", "errors"},
     "upstream": {"errors"},
+    "workers": {"proxy", "store", "config", "errors"},
     "demo": {"logrows", "store"},
     "logrows": {"store", "config", "errors"},
     "store": {"config", "errors"},

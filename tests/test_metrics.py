@@ -75,6 +75,12 @@ async def test_plain_streamed_failing_and_embedding_calls_are_counted_exactly(ga
     assert m.value("feedgate_inflight_requests") == 0
     assert m.types["feedgate_request_duration_seconds"] == "histogram"
     assert m.value("feedgate_request_duration_seconds_bucket", le="600.0") == 5
+    assert m.value("feedgate_request_duration_seconds_bucket", le="+Inf") == 5
+    # Prometheus buckets are cumulative: each holds every call at or under its bound.
+    bounds = {labels["le"] for labels in m.series("feedgate_overhead_seconds_bucket")}
+    overhead_buckets = sorted((float(le), m.value("feedgate_overhead_seconds_bucket", le=le)) for le in bounds)
+    counts = [count for _, count in overhead_buckets]
+    assert counts == sorted(counts) and counts[-1] == 5 and overhead_buckets[-1][0] == float("inf")
 
 
 async def test_upstream_failures_count_by_kind(make_gateway: GatewayFactory) -> None:

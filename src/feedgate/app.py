@@ -22,7 +22,7 @@ import os
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
@@ -50,6 +50,7 @@ from feedgate.appkeys import (
     SHARED_STATE,
     STORE,
     STORE_CHECK,
+    SUPERVISOR,
     UPSTREAM,
     WIDGET,
     WRITER,
@@ -67,7 +68,8 @@ from feedgate.ops.metrics import Metrics, ModelLabels
 from feedgate.ops.scrape import PendingFeedback, Scrape, StateCollector, metrics_handler, register_state
 from feedgate.proxy.features.cache_backend import CacheBackend, RedisCache, StoreCache
 from feedgate.proxy.features.ratelimit import RateLimiter
-from feedgate.proxy.features.shared_state import RedisState, open_shared_state
+from feedgate.proxy.features.shared_state import RedisState, SharedState, open_shared_state
+from feedgate.proxy.features.supervisor_state import SupervisorState
 from feedgate.proxy.handler import proxy_handler
 from feedgate.proxy.inflight import Inflight
 from feedgate.proxy.providers import AZURE_ROUTE, Providers
@@ -83,6 +85,7 @@ from feedgate.store.writer import Writer
 from feedgate.upstream.client import UpstreamClient
 from feedgate.widget import routes as widget
 from feedgate.widget.assets import load_assets
+from feedgate.workers import WorkerOf, worker_ctx
 
 if TYPE_CHECKING:
     from feedgate.ops.tracing import Tracing
@@ -102,14 +105,25 @@ API_ROUTES: tuple[Iterable[web.AbstractRouteDef], ...] = (
 )
 
 
-async def _shared_state_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Rate-limit counters and the cache's Redis: with ``redis.url`` set, instances share them."""
-    state = await open_shared_state(app[SETTINGS].redis.url)
+async def _shared_state_ctx(worker: WorkerOf | None, app: web.Application) -> AsyncIterator[None]:
+    """Rate-limit counters and the cache's Redis: with ``redis.url`` set, instances share them.
+
+    A worker of ``--workers N`` also links to its supervisor: for its state on ``/readyz``, and, without
+    Redis, for rate limits that hold across the workers.
+    """
+    link = SupervisorState(worker.state_path) if worker is not None else None
+    if link is not None:
+        await link.open()
+        app[SUPERVISOR] = link
+    redis_url = app[SETTINGS].redis.url
+    state: SharedState = link if link is not None and not redis_url else await open_shared_state(redis_url)
     app[SHARED_STATE] = state
     if state.shared:
         app[RATE_LIMITER].counter = state
     yield
     await state.close()
+    if link is not None and link is not state:
+        await link.close()
 
 
 async def _store_ctx(metrics: Metrics | None, tracing: Tracing | None, app: web.Application) -> AsyncIterator[None]:
@@ -159,14 +173,19 @@ async def _store_ctx(metrics: Metrics | None, tracing: Tracing | None, app: web.
     await store.close()
 
 
-async def _runs_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Note this run in the store, say which earlier runs stopped uncleanly, and keep saying we are alive."""
+async def _runs_ctx(worker: WorkerOf | None, app: web.Application) -> AsyncIterator[None]:
+    """Note this run in the store, say which earlier runs stopped uncleanly, and keep saying we are alive.
+
+    Of the workers of ``--workers N``, worker 0 alone looks for runs that stopped uncleanly (a killed worker
+    among them), so each is reported once, not once per worker.
+    """
     runs = app[RUNS]
     store, writer = app[STORE], app[WRITER]
     spooled = writer.spool is not None
+    reports = worker is None or worker.index == 0
 
     async def note() -> None:
-        report = await runs.find_unclean(store, spooled=spooled)
+        report = await runs.find_unclean(store, spooled=spooled) if reports else None
         await writer.submit([runs.record(), *([report] if report else [])], timeout=BEAT_S)
 
     async def beat_forever() -> None:
@@ -283,7 +302,7 @@ def _feedback_observer(app: web.Application, metrics: Metrics | None, tracing: T
     app[FEEDBACK_OBSERVER] = observe
 
 
-def _metrics(app: web.Application, settings: Settings) -> Metrics | None:
+def _metrics(app: web.Application, settings: Settings, worker: WorkerOf | None) -> Metrics | None:
     if not settings.metrics.enabled:
         return None
     prices = app[PRICES]
@@ -298,9 +317,29 @@ def _metrics(app: web.Application, settings: Settings) -> Metrics | None:
         lambda: app.get(WRITER), lambda: len(app[INFLIGHT]), PendingFeedback(lambda: pending_count(app[STORE]))
     )
     register_state(metrics.registry, state, version)
-    app[METRICS_SCRAPE] = Scrape(metrics, state)
+    app[METRICS_SCRAPE] = Scrape(metrics, state, functools.partial(_other_workers, app) if worker else None)
     app.router.add_get(METRICS_ROUTE, metrics_handler)
     return metrics
+
+
+def _worker_snapshot(app: web.Application) -> dict[str, Any]:
+    """What a worker of ``--workers N`` tells its supervisor each second: its /readyz figures and metric series."""
+    snapshot = health.snapshot(app)
+    scrape = app.get(METRICS_SCRAPE)
+    if scrape is not None:
+        snapshot["series"] = scrape.metrics.series.export()
+    return snapshot
+
+
+async def _other_workers(app: web.Application) -> list[dict[str, Any]]:
+    """The other workers' latest snapshots, for /metrics; none when the supervisor does not answer."""
+    try:
+        instance = await app[SUPERVISOR].instance()
+    except Exception as exc:
+        log.warning("/metrics counts this worker only: the supervisor did not answer (%s)", exc)
+        return []
+    me = os.getpid()
+    return [each["snapshot"] for each in instance["workers"] if each["snapshot"] and each["pid"] != me]
 
 
 def tracing_wanted(settings: Settings, environ: os._Environ[str] | dict[str, str]) -> bool:
@@ -346,7 +385,8 @@ def _version() -> str:
         return "unknown"
 
 
-def create_app(settings: Settings) -> web.Application:
+def create_app(settings: Settings, *, worker: WorkerOf | None = None) -> web.Application:
+    """The gateway; ``worker``: this process is one of the workers of ``feedgate serve --workers N``."""
     tracing = _tracing(settings)
     middlewares: list[Middleware] = [gateway_middleware]
     if tracing is not None:
@@ -365,20 +405,22 @@ def create_app(settings: Settings) -> web.Application:
     access_logger = logging.getLogger("feedgate.access")
     app[ACCESS_LINES] = JsonAccessLines(access_logger) if settings.log_format == "json" else AccessLines(access_logger)
     app[CALL_TRACER] = tracing
-    metrics = _metrics(app, settings)
+    metrics = _metrics(app, settings, worker)
     _feedback_observer(app, metrics, tracing)
-    app.cleanup_ctx.append(_shared_state_ctx)
+    app.cleanup_ctx.append(functools.partial(_shared_state_ctx, worker))
     if tracing is not None:
         app.cleanup_ctx.append(functools.partial(_tracing_ctx, tracing))
     app.cleanup_ctx.append(functools.partial(_store_ctx, metrics, tracing))
-    app.cleanup_ctx.append(_runs_ctx)
+    app.cleanup_ctx.append(functools.partial(_runs_ctx, worker))
     app.cleanup_ctx.append(_pending_sweeper_ctx)
     app.cleanup_ctx.append(_http_ctx)
     app.cleanup_ctx.append(_access_log_ctx)
+    if worker is not None:
+        app.cleanup_ctx.append(worker_ctx(worker, lambda: app[SUPERVISOR], functools.partial(_worker_snapshot, app)))
     feedback_tokens = _feedback_tokens(settings)
     if feedback_tokens is not None:
         app[FEEDBACK_TOKENS] = feedback_tokens
-    app.on_response_prepare.append(answer_stamp(feedback_tokens))
+    app.on_response_prepare.append(answer_stamp(feedback_tokens, settings.auth.cors_origins))
 
     router = app.router
     router.add_get("/healthz", health.healthz)

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from feedgate.proxy.features.cache_backend import CacheBackend
     from feedgate.proxy.features.ratelimit import RateLimiter
     from feedgate.proxy.features.shared_state import SharedState
+    from feedgate.proxy.features.supervisor_state import SupervisorState
     from feedgate.proxy.inflight import Inflight
     from feedgate.proxy.providers import Providers
     from feedgate.proxy.trace_hooks import CallTracer
@@ -48,6 +49,7 @@ PROVIDERS: web.AppKey[Providers] = web.AppKey("providers")
 RATE_LIMITER: web.AppKey[RateLimiter] = web.AppKey("rate_limiter")
 SHARED_STATE: web.AppKey[SharedState] = web.AppKey("shared_state")
 CACHE: web.AppKey[CacheBackend] = web.AppKey("cache")
+SUPERVISOR: web.AppKey[SupervisorState] = web.AppKey("supervisor")  # absent unless a worker of --workers N
 REQUEST_IDS: web.AppKey[RequestIds] = web.AppKey("request_ids")
 ACCESS_LINES: web.AppKey[AccessLines] = web.AppKey("access_lines")
 OPENAPI: web.AppKey[bytes] = web.AppKey("openapi")  # the OpenAPI document, encoded once at start

@@ -8,7 +8,9 @@ import gc
 import importlib
 import ipaddress
 import logging
+import os
 import re
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -56,6 +58,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--log-format", choices=("text", "json"), help="text lines, or one JSON object per line (default text)"
     )
+    serve.add_argument(
+        "--workers",
+        help="worker processes serving the port, or auto: one per CPU this process may use (default 1)",
+    )
+    # Set by the supervisor of ``--workers N`` when it starts a worker (feedgate/workers.py), not by people.
+    serve.add_argument("--worker-of", help=argparse.SUPPRESS)
+    serve.add_argument("--worker-fd", type=int, help=argparse.SUPPRESS)
+    serve.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
     serve.set_defaults(run=cmd_serve)
     check = commands.add_parser("check-config", help="validate and print the effective settings")
     _common(check)
@@ -69,7 +79,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = dotted_overrides(args.set)
     if args.database_url:
         overrides.setdefault("database", {})["url"] = args.database_url
-    for flag in ("host", "port"):
+    for flag in ("host", "port", "workers"):
         value = getattr(args, flag, None)
         if value is not None:
             overrides.setdefault("server", {})[flag] = value
@@ -91,6 +101,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from aiohttp import web
 
     from feedgate.app import create_app
+    from feedgate.workers import WorkerOf, supervise, worker_count, worker_settings
 
     host, port = settings.server.host, settings.server.port
     if not settings.auth.keys:
@@ -102,21 +113,32 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
                 file=sys.stderr,
             )
             return EXIT_CONFIG
-        log.warning(
-            "no auth keys configured: the gateway and its feedback API are open to anyone who can reach %s", host
-        )
-    app = create_app(settings)
+        if not args.worker_of:  # said once, by the supervisor, not once more by every worker
+            log.warning(
+                "no auth keys configured: the gateway and its feedback API are open to anyone who can reach %s", host
+            )
+    worker = WorkerOf(args.worker_index, args.worker_of) if args.worker_of else None
+    if worker is None:
+        count = worker_count(settings.server.workers)
+        if count > 1:
+            return supervise(settings, count, [sys.executable, "-m", "feedgate", *args.argv])
+    else:
+        settings = worker_settings(settings, worker)
+    app = create_app(settings, worker=worker)
     loop = _new_loop()
     _tune_gc()
     try:
         web.run_app(
             app,
-            host=host,
-            port=port,
+            host=None if worker else host,
+            port=None if worker else port,
+            sock=socket.socket(fileno=args.worker_fd) if worker else None,
             shutdown_timeout=settings.server.shutdown_grace_s,
             access_log=logging.getLogger("feedgate.access") if settings.server.access_log else None,
             access_log_class=AccessLogger,
-            print=lambda message: log.info("listening on %s (Ctrl+C or SIGTERM to stop)", _url_in(message)),
+            print=(lambda _: log.info("worker %d ready (pid %d)", worker.index, os.getpid()))
+            if worker
+            else (lambda message: log.info("listening on %s (Ctrl+C or SIGTERM to stop)", _url_in(message))),
             loop=loop,
             backlog=1024,
         )
@@ -175,5 +197,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("aiohttp.server").addFilter(MalformedRequests())
     # At debug level aiosqlite logs every statement with its parameters: the logged bodies themselves.
     logging.getLogger("aiosqlite").setLevel(logging.INFO)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what a worker of --workers N is started with
     run: Command = args.run
     return run(args, settings)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from urllib.parse import unquote
 
 from aiohttp import web
@@ -227,11 +227,6 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
         response = to_response(FeedgateError("internal error; see the gateway log"), openai_shape=proxied)
     if REQUEST_ID not in request:
         request[REQUEST_ID] = request.app[REQUEST_IDS].new()
-    origin = None if in_console(request) else _cors_origin(request)
-    if origin is not None and not response.prepared:
-        response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Vary"] = "Origin"
-        response.headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
     return response
 
 
@@ -262,23 +257,41 @@ async def stamp_request_id(request: web.Request, response: web.StreamResponse) -
         response.headers["Helicone-Id"] = request_id
 
 
-def answer_stamp(tokens: FeedbackTokens | None) -> Stamp:
-    """The on_response_prepare hook: ``stamp_request_id``, plus a feedback token when secrets are configured.
+def _allow_origin(headers: MutableMapping[str, str], origin: str) -> None:
+    headers["Access-Control-Allow-Origin"] = origin
+    headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
+    vary = headers.get("Vary")  # added to, not replaced: an answer may vary by Accept-Encoding as well
+    if vary is None:
+        headers["Vary"] = "Origin"
+    elif "origin" not in vary.lower():
+        headers["Vary"] = f"{vary}, Origin"
 
-    Chosen once at start, so a gateway without ``feedback.token_secrets`` does no token work at all. The token
-    goes on every answer to a proxied call that reached the proxy handler (it has an exchange): JSON, streams,
-    upstream errors, cache hits; not on a refusal before it (a missing key, an unknown route), which has no
-    call to rate.
+
+def answer_stamp(tokens: FeedbackTokens | None, cors_origins: Iterable[str] = ()) -> Stamp:
+    """The on_response_prepare hook: the request ID, a feedback token when secrets are configured, and CORS.
+
+    Chosen once at start, so a gateway without ``feedback.token_secrets`` and ``auth.cors_origins`` does no
+    token or origin work at all. The token goes on every answer to a proxied call that reached the proxy
+    handler (it has an exchange): JSON, streams, upstream errors, cache hits; not on a refusal before it (a
+    missing key, an unknown route), which has no call to rate. CORS headers are set here, when the answer's
+    head is written, so a stream gets them as well as a JSON answer: without them a page on another origin
+    could not read a streamed answer at all.
     """
-    if tokens is None:
+    allowed = frozenset(cors_origins)
+    if tokens is None and not allowed:
         return stamp_request_id
-    for_request = tokens.for_request
+    for_request = tokens.for_request if tokens is not None else None
+    any_origin = "*" in allowed
 
-    async def stamp_request_id_and_token(request: web.Request, response: web.StreamResponse) -> None:
+    async def stamp_answer(request: web.Request, response: web.StreamResponse) -> None:
         request_id = request.get(REQUEST_ID)
         if request_id is not None:
             response.headers["Helicone-Id"] = request_id
-            if EXCHANGE in request:
+            if for_request is not None and EXCHANGE in request:
                 response.headers[TOKEN_HEADER] = for_request(request_id)
+        if allowed and not in_console(request):  # the console's pages are for its own origin only
+            origin = request.headers.get("Origin")
+            if origin is not None and (any_origin or origin in allowed):
+                _allow_origin(response.headers, origin)
 
-    return stamp_request_id_and_token
+    return stamp_answer

@@ -8,12 +8,16 @@ writes): a load balancer then stops sending traffic whose log rows would only wa
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING, Any, cast
 
 from aiohttp import web
 
-from feedgate.appkeys import INFLIGHT, RUNS, SETTINGS, STORE, STORE_CHECK, WRITER
+from feedgate.appkeys import INFLIGHT, RUNS, SETTINGS, STORE, STORE_CHECK, SUPERVISOR, WRITER
 from feedgate.store.migrations import MIGRATIONS
 from feedgate.store.protocol import Store
+
+if TYPE_CHECKING:
+    from feedgate.proxy.features.supervisor_state import SupervisorState
 
 
 class StoreCheck:
@@ -61,11 +65,10 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-async def readyz(request: web.Request) -> web.Response:
-    store = request.app[STORE]
-    writer = request.app[WRITER]
-    runs = request.app[RUNS]
-    body: dict[str, object] = {
+def snapshot(app: web.Application) -> dict[str, Any]:
+    """This process's log queue, writer counts and calls in flight: what ``/readyz`` reports of it."""
+    writer = app[WRITER]
+    return {
         "queue": {
             "queued": writer.queue.qsize(),
             "capacity": writer.queue.maxsize,
@@ -74,11 +77,21 @@ async def readyz(request: web.Request) -> web.Response:
             "spooled": writer.spool is not None,
         },
         "log": writer.stats.as_dict(),
-        "inflight": len(request.app[INFLIGHT]),
+        "inflight": len(app[INFLIGHT]),
         "unclean_stops": [
-            {key: run[key] for key in ("run_id", "host", "pid", "started_utc", "seen_utc")} for run in runs.unclean
+            {key: run[key] for key in ("run_id", "host", "pid", "started_utc", "seen_utc")} for run in app[RUNS].unclean
         ],
     }
+
+
+async def readyz(request: web.Request) -> web.Response:
+    store = request.app[STORE]
+    writer = request.app[WRITER]
+    body: dict[str, object] = snapshot(request.app)
+    failing_workers: list[int] = []
+    link = request.app.get(SUPERVISOR)
+    if link is not None:
+        failing_workers = await _whole_instance(link, body)
     timeout_s = request.app[SETTINGS].server.readyz_timeout_s
     try:
         applied = await request.app[STORE_CHECK].applied_migrations(store, timeout_s)
@@ -95,5 +108,57 @@ async def readyz(request: web.Request) -> web.Response:
     if writer.failing:
         body.update(status="unavailable", error=f"log writer cannot write: {writer.stats.last_error}")
         return web.json_response(body, status=503)
+    if failing_workers:
+        body.update(status="unavailable", error=f"log writer cannot write in workers {failing_workers}")
+        return web.json_response(body, status=503)
     body["status"] = "ready"
     return web.json_response(body)
+
+
+_SUMMED_QUEUE = ("queued", "capacity", "queued_bytes", "capacity_bytes")
+
+
+async def _whole_instance(link: SupervisorState, body: dict[str, Any]) -> list[int]:
+    """A worker of ``--workers N`` speaks for all of them: counts summed over every worker's last snapshot.
+
+    Adds ``workers`` (how many are wanted and up, each one's own figures) to ``body``; returns the workers
+    whose log writer cannot write. If the supervisor does not answer, ``body`` stays this worker's own and
+    ``workers.error`` says why.
+    """
+    try:
+        instance = await link.instance()
+    except Exception as exc:
+        body["workers"] = {"error": f"supervisor unreachable: {exc}"}
+        return []
+    snapshots = [worker["snapshot"] for worker in instance["workers"] if worker["snapshot"] is not None]
+    if snapshots:
+        queue = cast(dict[str, Any], body["queue"])
+        for name in _SUMMED_QUEUE:
+            queue[name] = sum(s["queue"][name] for s in snapshots)
+        log = cast(dict[str, Any], body["log"])
+        for name, value in log.items():
+            if isinstance(value, int) and not isinstance(value, bool):
+                log[name] = sum(s["log"].get(name) or 0 for s in snapshots)
+        body["inflight"] = sum(s["inflight"] for s in snapshots)
+        found = {run["run_id"]: run for s in snapshots for run in s.get("unclean_stops", [])}
+        mine = cast(list[dict[str, Any]], body["unclean_stops"])
+        body["unclean_stops"] = list({**found, **{run["run_id"]: run for run in mine}}.values())
+    body["workers"] = {
+        "wanted": instance["wanted"],
+        "up": instance["up"],
+        "each": [
+            {
+                "index": worker["index"],
+                "pid": worker["pid"],
+                "inflight": worker["snapshot"]["inflight"] if worker["snapshot"] else None,
+                "written": worker["snapshot"]["log"]["written"] if worker["snapshot"] else None,
+                "failing": bool(worker["snapshot"] and worker["snapshot"]["log"].get("failing_since")),
+            }
+            for worker in instance["workers"]
+        ],
+    }
+    return [
+        worker["index"]
+        for worker in instance["workers"]
+        if worker["snapshot"] and worker["snapshot"]["log"].get("failing_since")
+    ]

@@ -44,6 +44,22 @@ class ServerSettings(_Section):
         False,
         description="Allow listening on a non-loopback address with no auth keys configured.",
     )
+    workers: int | Literal["auto"] = Field(
+        1,
+        description="Worker processes serving the port (each its own event loop, upstream pools and log writer), "
+        "under one supervisor that restarts a crashed one; auto: one per CPU this process may use. 1: no "
+        "supervisor, one process.",
+    )
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _workers_count_or_auto(cls, value: Any) -> Any:
+        text = str(value).strip().lower()
+        if text == "auto":
+            return "auto"
+        if isinstance(value, bool) or not text.isdigit() or int(text) < 1:
+            raise ValueError(f"must be a whole number of at least 1, or auto, not {value!r}")
+        return int(text)
 
 
 class DatabaseSettings(_Section):

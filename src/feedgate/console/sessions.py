@@ -8,11 +8,13 @@ from the settings. The session's CSRF token is an HMAC of its token, so it is ti
 can show it without showing the token.
 
 Without keys the console is open (feedgate then listens on loopback only). Every POST still needs a CSRF
-token: the HMAC, under a secret of this process, of a random per-browser cookie. The login form uses that
-per-browser token too, so another site cannot log a browser in to a session of its choosing.
+token: the HMAC, under a secret every process of the deployment shares, of a random per-browser cookie. The
+login form uses that per-browser token too, so another site cannot log a browser in to a session of its
+choosing.
 
-Failed logins are counted per client address in memory (per instance): after ``console.login_attempts``
-failures the address waits ``console.login_wait_s``, doubled with each further failure, up to an hour.
+Failed logins are counted per client address in memory (per process: each worker of ``serve --workers``
+counts its own): after ``console.login_attempts`` failures the address waits ``console.login_wait_s``,
+doubled with each further failure, up to an hour.
 """
 
 from __future__ import annotations
@@ -104,13 +106,13 @@ class ConsoleState:
     @classmethod
     def from_settings(cls, settings: Settings) -> ConsoleState:
         keys = {key_id(k.get_secret_value()): k.get_secret_value() for k in settings.auth.keys}
-        # From the keys when there are some, so every instance sharing them accepts each other's forms;
-        # without keys the console is on loopback, one process, and a fresh secret per run is enough.
-        secret = (
-            hashlib.sha256(b"feedgate console csrf:" + "\0".join(sorted(keys.values())).encode()).digest()
-            if keys
-            else secrets.token_bytes(32)
-        )
+        # The same in every worker and instance of one deployment, so a form one process served is accepted by
+        # another: from the keys when there are some. Without keys it comes from the store's address: it only
+        # signs the per-browser token, which another site cannot read, and the open console's API is open
+        # anyway, so a secret nobody could guess would protect nothing more (and would refuse every form
+        # after a restart, or from another worker of `serve --workers`).
+        material = "\0".join(sorted(keys.values())) if keys else f"open:{settings.database.url}"
+        secret = hashlib.sha256(b"feedgate console csrf:" + material.encode()).digest()
         console = settings.console
         return cls(
             keys=keys,

@@ -6,8 +6,9 @@ Why it is built this way (the traps other gateways fell into):
   ``metrics.models``, anything else ``other``; a flood of made-up model names cannot grow the series.
   Never a user, key, session or request ID.
 - An exchange is counted once, after it ends, by the log writer, which builds its row anyway (the model,
-  tokens and cost are only known then): nothing per stream event, nothing on the request path. Label
-  children are cached, so a count is a dictionary lookup and a few increments.
+  tokens and cost are only known then): nothing per stream event, nothing on the request path. The label
+  values of each kind of call are built once, and the counts are plain numbers (``ops/series.py``), so a
+  count is a few dictionary updates.
 - One registry per app (not prometheus_client's global one), so several apps in one process stay apart.
 - What other parts already count (the writer's counters, requests in flight) is read at scrape time by
   ``ops/scrape.py``, never counted twice.
@@ -22,7 +23,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+from prometheus_client import CollectorRegistry
+
+from feedgate.ops.series import CounterSeries, HistogramSeries, Labels, SeriesCollector
 
 ROUTES = ("chat", "responses", "messages", "embeddings", "other")
 STATUS_CLASSES = ("2xx", "3xx", "4xx", "5xx")
@@ -236,41 +239,32 @@ class ModelLabels:
 
 
 @dataclass(slots=True)
-class _ModelChildren:
-    tokens: tuple[Counter, Counter, Counter, Counter]  # input, output, cache_read, cache_write
-    cost: Counter
-    unpriced: Counter
+class _CallLabels:
+    """The label values of one kind of call, built once: a count is then a few dictionary updates."""
 
-
-@dataclass(slots=True)
-class _LatencyChildren:
-    duration: Histogram
-    ttft: Histogram
+    requests: Labels
+    duration: Labels
+    ttft: Labels
+    overhead: Labels
+    tokens: tuple[Labels, Labels, Labels, Labels]  # input, output, cache_read, cache_write
+    by_model: Labels
 
 
 class Metrics:
     """The app's registry and the metrics feedgate counts itself. Counting never raises past its caller."""
 
     def __init__(self, providers: Iterable[str], models: ModelLabels) -> None:
-        # No *_created series: in the Prometheus text format each is a gauge of its own per label set,
-        # doubling the series for a start time Prometheus does not use. (A process-wide switch; feedgate is
-        # the process.)
-        disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus_client leaves it unannotated
         self.registry = CollectorRegistry(auto_describe=True)
         self.providers = frozenset(providers)
         self.models = models
-        r = self.registry
 
-        def spec(name: str) -> MetricSpec:
-            return SPECS[name]
+        def counter(name: str) -> CounterSeries:
+            s = SPECS[name]
+            return CounterSeries(s.name.removesuffix("_total"), s.help, s.labels)
 
-        def counter(name: str) -> Counter:
-            s = spec(name)
-            return Counter(s.name.removesuffix("_total"), s.help, s.labels, registry=r)
-
-        def histogram(name: str, buckets: tuple[float, ...]) -> Histogram:
-            s = spec(name)
-            return Histogram(s.name, s.help, s.labels, buckets=buckets, registry=r)
+        def histogram(name: str, buckets: tuple[float, ...]) -> HistogramSeries:
+            s = SPECS[name]
+            return HistogramSeries(s.name, s.help, s.labels, buckets)
 
         self.requests = counter("feedgate_requests_total")
         self.duration = histogram("feedgate_request_duration_seconds", DURATION_BUCKETS)
@@ -284,13 +278,28 @@ class Metrics:
         self.ratelimit = counter("feedgate_ratelimit_rejections_total")
         self.feedback = counter("feedgate_feedback_total")
         self.log_batch = histogram("feedgate_log_batch_seconds", BATCH_BUCKETS)
-        self._cache_children = {result: self.cache.labels(result) for result in ("hit", "miss")}
-        # Label children by label values, made once: ``labels()`` costs four times an increment.
-        self._requests: dict[tuple[str, str, str, bool, str], Counter] = {}
-        self._latency: dict[tuple[str, str, str, bool], _LatencyChildren] = {}
-        self._overhead: dict[tuple[str, str, bool], Histogram] = {}
-        self._by_model: dict[tuple[str, str], _ModelChildren] = {}
-        self._feedback: dict[tuple[str, str], Counter] = {}
+        # A counter without labels is shown at 0 before anything happened, as prometheus_client shows it.
+        self.ratelimit.add((), 0.0)
+        for result in ("hit", "miss"):
+            self.cache.add((result,), 0.0)
+        self.series = SeriesCollector(
+            [
+                self.requests,
+                self.duration,
+                self.ttft,
+                self.overhead,
+                self.tokens,
+                self.cost,
+                self.unpriced,
+                self.upstream_errors,
+                self.cache,
+                self.ratelimit,
+                self.feedback,
+                self.log_batch,
+            ]
+        )
+        self.registry.register(self.series)
+        self._labels: dict[tuple[str, str, str, bool, str], _CallLabels] = {}
 
     def count_call(
         self,
@@ -305,86 +314,58 @@ class Metrics:
         ``usage.input_tokens`` must be the uncached input, so the four directions never count a token twice.
         """
         provider = call.provider if call.provider in self.providers else OTHER
-        model_label = self.models(model)
-        route = route_of(call.path)
         stream = call.is_stream
-        status = status_class(call.status, call.error_type)
-        key = (provider, model_label, route, stream, status)
-        child = self._requests.get(key)
-        if child is None:
-            child = self._requests[key] = self.requests.labels(
-                provider, model_label, route, str(stream).lower(), status
-            )
-        child.inc()
-        latency = self._latency_children(provider, model_label, route, stream)
-        if call.duration_ms is not None:
-            latency.duration.observe(call.duration_ms / 1000.0)
+        key = (provider, self.models(model), route_of(call.path), stream, status_class(call.status, call.error_type))
+        labels = self._labels.get(key)
+        if labels is None:
+            labels = self._labels[key] = _call_labels(*key)
+        self.requests.add(labels.requests)
+        duration_ms = call.duration_ms
+        if duration_ms is not None:
+            self.duration.observe(labels.duration, duration_ms / 1000.0)
+            if call.upstream_ms is not None:
+                self.overhead.observe(labels.overhead, max(duration_ms - call.upstream_ms, 0.0) / 1000.0)
         if stream and call.ttft_ms is not None:
-            latency.ttft.observe(call.ttft_ms / 1000.0)
-        if call.upstream_ms is not None and call.duration_ms is not None:
-            self._overhead_child(provider, route, stream).observe(max(call.duration_ms - call.upstream_ms, 0.0) / 1000)
-        if call.error_type in UPSTREAM_ERROR_KINDS:
-            self.upstream_errors.labels(provider, call.error_type).inc()
-        elif call.error_type == "rate_limited":
-            self.ratelimit.inc()
-        if call.cache_result is not None:
-            self._cache_children[call.cache_result].inc()
-        if call.cache_result == "hit":
-            return  # no provider was called: no tokens, no cost
-        by_model = self._model_children(provider, model_label)
+            self.ttft.observe(labels.ttft, call.ttft_ms / 1000.0)
+        error_type = call.error_type
+        if error_type is not None:
+            if error_type in UPSTREAM_ERROR_KINDS:
+                self.upstream_errors.add((provider, error_type))
+            elif error_type == "rate_limited":
+                self.ratelimit.add(())
+        cache_result = call.cache_result
+        if cache_result is not None:
+            self.cache.add((cache_result,))
+            if cache_result == "hit":
+                return  # no provider was called: no tokens, no cost
         if usage is not None:
-            for counter, value in zip(
-                by_model.tokens,
+            for token_labels, value in zip(
+                labels.tokens,
                 (usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens),
                 strict=True,
             ):
                 if value:
-                    counter.inc(value)
+                    self.tokens.add(token_labels, value)
         if cost_usd:
-            by_model.cost.inc(cost_usd)
+            self.cost.add(labels.by_model, cost_usd)
         if unpriced:
-            by_model.unpriced.inc()
+            self.unpriced.add(labels.by_model)
 
     def count_feedback(self, kind: str, value: str) -> None:
         """One committed piece of feedback; ``kind`` and ``value`` must come from the bounded sets."""
-        child = self._feedback.get((kind, value))
-        if child is None:
-            child = self._feedback[kind, value] = self.feedback.labels(kind, value)
-        child.inc()
+        self.feedback.add((kind, value))
 
     def observe_batch(self, seconds: float) -> None:
-        self.log_batch.observe(seconds)
+        self.log_batch.observe((), seconds)
 
-    def _latency_children(self, provider: str, model: str, route: str, stream: bool) -> _LatencyChildren:
-        key = (provider, model, route, stream)
-        children = self._latency.get(key)
-        if children is None:
-            children = self._latency[key] = _LatencyChildren(
-                self.duration.labels(provider, model, route, str(stream).lower()),
-                self.ttft.labels(provider, model, route),
-            )
-        return children
 
-    def _overhead_child(self, provider: str, route: str, stream: bool) -> Histogram:
-        key = (provider, route, stream)
-        child = self._overhead.get(key)
-        if child is None:
-            child = self._overhead[key] = self.overhead.labels(provider, route, str(stream).lower())
-        return child
-
-    def _model_children(self, provider: str, model: str) -> _ModelChildren:
-        key = (provider, model)
-        children = self._by_model.get(key)
-        if children is None:
-            tokens = self.tokens
-            children = self._by_model[key] = _ModelChildren(
-                (
-                    tokens.labels(provider, model, "input"),
-                    tokens.labels(provider, model, "output"),
-                    tokens.labels(provider, model, "cache_read"),
-                    tokens.labels(provider, model, "cache_write"),
-                ),
-                self.cost.labels(provider, model),
-                self.unpriced.labels(provider, model),
-            )
-        return children
+def _call_labels(provider: str, model: str, route: str, stream: bool, status: str) -> _CallLabels:
+    stream_text = "true" if stream else "false"
+    return _CallLabels(
+        requests=(provider, model, route, stream_text, status),
+        duration=(provider, model, route, stream_text),
+        ttft=(provider, model, route),
+        overhead=(provider, route, stream_text),
+        tokens=tuple((provider, model, direction) for direction in TOKEN_DIRECTIONS),  # type: ignore[arg-type]
+        by_model=(provider, model),
+    )

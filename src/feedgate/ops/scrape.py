@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiohttp import web
 from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
@@ -85,27 +85,35 @@ class StateCollector:
         self._writer = writer
         self._inflight = inflight
         self.pending = pending
+        # The other workers' snapshots (api/health.snapshot) during one scrape, as ``SeriesCollector.others``.
+        self.others: list[dict[str, Any]] = []
 
     def collect(self) -> Iterator[Metric]:
         def gauge(name: str, value: float) -> GaugeMetricFamily:
             return GaugeMetricFamily(name, SPECS[name].help, value=value)
 
-        yield gauge("feedgate_inflight_requests", self._inflight())
-        if self.pending.value is not None:
+        others = self.others
+
+        def theirs(section: str, field: str) -> float:
+            return float(sum(other[section][field] for other in others))
+
+        yield gauge("feedgate_inflight_requests", self._inflight() + sum(other["inflight"] for other in others))
+        if self.pending.value is not None:  # counted in the shared store: the same for every worker
             yield gauge("feedgate_feedback_pending", self.pending.value)
         writer = self._writer()
         if writer is None:  # before the store is open, or after it closed
             return
         stats = writer.stats
-        yield gauge("feedgate_log_queue_depth", writer.queue.qsize())
-        yield gauge("feedgate_log_queue_capacity", writer.queue.maxsize)
+        yield gauge("feedgate_log_queue_depth", writer.queue.qsize() + theirs("queue", "queued"))
+        yield gauge("feedgate_log_queue_capacity", writer.queue.maxsize + theirs("queue", "capacity"))
         name = "feedgate_log_rows_written_total"
-        yield CounterMetricFamily(name.removesuffix("_total"), SPECS[name].help, value=stats.written)
+        written = stats.written + theirs("log", "written")
+        yield CounterMetricFamily(name.removesuffix("_total"), SPECS[name].help, value=written)
         name = "feedgate_log_rows_dropped_total"
         dropped = CounterMetricFamily(name.removesuffix("_total"), SPECS[name].help, labels=["reason"])
-        dropped.add_metric(["queue_full"], stats.dropped_queue_full)
-        dropped.add_metric(["store_error"], stats.dropped_store_error)
-        dropped.add_metric(["build_error"], stats.dropped_build_error)
+        dropped.add_metric(["queue_full"], stats.dropped_queue_full + theirs("log", "dropped_queue_full"))
+        dropped.add_metric(["store_error"], stats.dropped_store_error + theirs("log", "dropped_store_error"))
+        dropped.add_metric(["build_error"], stats.dropped_build_error + theirs("log", "dropped_build_error"))
         yield dropped
 
 
@@ -131,8 +139,16 @@ class _Fixed:
 async def metrics_handler(request: web.Request) -> web.Response:
     scrape = request.app[METRICS_SCRAPE]
     await scrape.state.pending.refresh_if_stale()
+    others = await scrape.other_workers() if scrape.other_workers is not None else []
     encode, content_type = choose_encoder(request.headers.get("Accept", ""))
-    body = encode(scrape.metrics.registry)
+    # Set for this encoding only: it is synchronous, so no other scrape on this loop sees them.
+    scrape.state.others = others
+    scrape.metrics.series.others = [other["series"] for other in others if "series" in other]
+    try:
+        body = encode(scrape.metrics.registry)
+    finally:
+        scrape.state.others = []
+        scrape.metrics.series.others = []
     return web.Response(body=body, headers={"Content-Type": content_type})
 
 
@@ -142,3 +158,6 @@ class Scrape:
 
     metrics: Metrics
     state: StateCollector
+    # With ``--workers N``: the other workers' latest snapshots, so one scrape counts the whole instance.
+    # The process's own figures (CPU, memory, open files, GC) stay this worker's.
+    other_workers: Callable[[], Awaitable[list[dict[str, Any]]]] | None = None

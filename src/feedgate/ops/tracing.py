@@ -38,6 +38,7 @@ from opentelemetry.trace import Link, NonRecordingSpan, Span, SpanContext, SpanK
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from feedgate.appkeys import REQUEST_ID, TRACE_ID
+from feedgate.ops.metrics import Usage
 
 log = logging.getLogger("feedgate.tracing")
 UNTRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -67,17 +68,6 @@ class Exchange(Protocol):
     trace_id: str | None
     span_id: str | None
     attempt_spans: list[Any] | None
-
-
-class Usage(Protocol):
-    @property
-    def input_tokens(self) -> int | None: ...
-    @property
-    def output_tokens(self) -> int | None: ...
-    @property
-    def cache_read_tokens(self) -> int | None: ...
-    @property
-    def cache_write_tokens(self) -> int | None: ...
 
 
 class Answer(Protocol):
