@@ -24,6 +24,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "commands": {"analysis", "demo", "logrows", "store", "config", "errors"},
     "app": {
         "api",
+        "console",
         "middleware",
         "proxy",
         "upstream",
@@ -38,6 +39,7 @@ MAY_IMPORT: dict[str, set[str]] = {
         "config",
     },
     "middleware": {"proxy", "appkeys", "request_ids", "feedback_tokens", "config", "errors"},
+    "console": {"api", "analysis", "store", "appkeys", "request_ids", "config", "errors"},
     "api": {"analysis", "logrows", "store", "appkeys", "request_ids", "feedback_tokens", "config", "errors"},
     "analysis": {"store", "config", "errors"},
     "proxy": {"upstream", "logrows", "store", "appkeys", "config", "errors"},

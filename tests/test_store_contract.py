@@ -44,6 +44,7 @@ EXPECTED_COLUMNS = {
     "feedback": {"target_type", "target_id", "rating", "comment", "user_id", "metadata_json", "datetime_utc"},
     "scores": {"request_id", "name", "value", "value_type", "datetime_utc"},
     "request_properties": {"request_id", "key", "value", "datetime_utc"},
+    "console_sessions": {"session_hash", "key_id", "created_utc", "seen_utc", "expires_utc"},
 }
 # Every index on requests costs each logged row an insert; none is keyed by duration (m005 dropped those).
 EXPECTED_REQUEST_INDEXES = {

@@ -56,6 +56,7 @@ from feedgate.appkeys import (
     WRITER,
 )
 from feedgate.config import Settings
+from feedgate.console.application import mount_console
 from feedgate.feedback_tokens import FeedbackTokens
 from feedgate.logrows.build import build
 from feedgate.logrows.exchange import Exchange
@@ -432,6 +433,7 @@ def create_app(settings: Settings, *, worker: WorkerOf | None = None) -> web.App
     router.add_get("/v1/request/{request_id:[^/]+}", requests.get_request)
     for routes in API_ROUTES:
         router.add_routes(routes)
+    mount_console(app, settings)
     router.add_route("*", "/v1/{tail:.*}", proxy_handler, name="proxy")
     router.add_route("*", "/openai/deployments/{tail:.*}", proxy_handler, name=AZURE_ROUTE)
     provider_names = "|".join(re.escape(name) for name in sorted(app[PROVIDERS].by_name))

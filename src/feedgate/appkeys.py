@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from feedgate.api.feedback_notes import FeedbackObserver
     from feedgate.api.health import StoreCheck
     from feedgate.config import Settings
+    from feedgate.console.sessions import ConsoleState, Viewer
     from feedgate.feedback_tokens import FeedbackTokens, Grant
     from feedgate.logrows.exchange import Exchange
     from feedgate.logrows.pricing import PriceTable
@@ -55,6 +56,8 @@ OPENAPI: web.AppKey[bytes] = web.AppKey("openapi")  # the OpenAPI document, enco
 METRICS_SCRAPE: web.AppKey[Scrape] = web.AppKey("metrics_scrape")  # absent when metrics.enabled is false
 CALL_TRACER: web.AppKey[CallTracer | None] = web.AppKey("call_tracer")  # None unless tracing is on
 FEEDBACK_OBSERVER: web.AppKey[FeedbackObserver] = web.AppKey("feedback_observer")  # absent: nobody watches
+# On the console's sub-application only: its login state (throttle, CSRF secret, the keys' IDs).
+CONSOLE_STATE: web.AppKey[ConsoleState] = web.AppKey("console_state")
 FEEDBACK_TOKENS: web.AppKey[FeedbackTokens] = web.AppKey("feedback_tokens")  # absent: no feedback.token_secrets
 WIDGET: web.AppKey[WidgetAssets] = web.AppKey("widget")  # the widget's files, read once at start
 
@@ -62,3 +65,4 @@ REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
 EXCHANGE: web.RequestKey[Exchange] = web.RequestKey("exchange")  # a proxied request's exchange
 FEEDBACK_GRANT: web.RequestKey[Grant] = web.RequestKey("feedback_grant")  # a request made with a feedback token
 TRACE_ID: web.RequestKey[str] = web.RequestKey("trace_id")  # with tracing on: the request's trace, 32 hex digits
+VIEWER: web.RequestKey[Viewer] = web.RequestKey("viewer")  # a console request: who is looking, their CSRF token

@@ -7,7 +7,8 @@ Errors answered over HTTP, with their status::
       + FilterError         400   a filter, sort or query parameter that cannot be compiled
     + Unauthorized          401   missing or wrong feedgate key; a feedback token malformed, altered, expired or
                                   used on a route it cannot open
-    + Forbidden             403   a valid feedback token for another ID, or for another purpose
+    + Forbidden             403   a valid feedback token for another ID, or for another purpose; a console form
+                                  without its CSRF token, or from another origin
     + NotFound              404   unknown request, session, dataset or route
     + PayloadTooLarge       413   body over ``server.max_body_bytes``
     + Unprocessable         422   well-formed but invalid field values or unknown fields

@@ -10,7 +10,16 @@ from urllib.parse import unquote
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage
 
-from feedgate.appkeys import EXCHANGE, FEEDBACK_GRANT, FEEDBACK_TOKENS, PROVIDERS, REQUEST_ID, REQUEST_IDS, SETTINGS
+from feedgate.appkeys import (
+    CONSOLE_STATE,
+    EXCHANGE,
+    FEEDBACK_GRANT,
+    FEEDBACK_TOKENS,
+    PROVIDERS,
+    REQUEST_ID,
+    REQUEST_IDS,
+    SETTINGS,
+)
 from feedgate.errors import BadRequest, FeedgateError, Forbidden, NotFound, PayloadTooLarge, Unauthorized, to_response
 from feedgate.feedback_tokens import HEADER as TOKEN_HEADER
 from feedgate.feedback_tokens import PREFIX as TOKEN_PREFIX
@@ -46,6 +55,11 @@ def is_proxied(request: web.Request) -> bool:
     return request.match_info.route.name in PROXY_ROUTES
 
 
+def in_console(request: web.Request) -> bool:
+    """Routed to the console's sub-application, which checks its own sessions (never a key in a header)."""
+    return any(CONSOLE_STATE in app for app in request.match_info.apps)
+
+
 def _bearer(value: str | None) -> str | None:
     if value is None:
         return None
@@ -54,7 +68,12 @@ def _bearer(value: str | None) -> str | None:
 
 
 def _check_credentials(request: web.Request, proxied: bool) -> None:
-    """A feedback token where one is presented (checked as a token, keys or not), else the feedgate key."""
+    """A feedback token where one is presented (checked as a token, keys or not), else the feedgate key.
+
+    The console checks its own sessions and reads neither from a header.
+    """
+    if in_console(request):
+        return
     if proxied:
         if FEEDBACK_TOKENS in request.app:  # no secrets: no token of ours exists, nothing to look for
             _refuse_token_on_proxy(request)
@@ -270,7 +289,7 @@ def answer_stamp(tokens: FeedbackTokens | None, cors_origins: Iterable[str] = ()
             response.headers["Helicone-Id"] = request_id
             if for_request is not None and EXCHANGE in request:
                 response.headers[TOKEN_HEADER] = for_request(request_id)
-        if allowed:
+        if allowed and not in_console(request):  # the console's pages are for its own origin only
             origin = request.headers.get("Origin")
             if origin is not None and (any_origin or origin in allowed):
                 _allow_origin(response.headers, origin)

@@ -211,7 +211,7 @@ async def export_dataset(request: web.Request) -> web.StreamResponse:
     dataset = await _dataset(store, request.match_info["dataset_id"])
     pairs = [(k, v) for k, v in request.query.items()]
     _selection, rest = parse_selection(pairs, extra=("format", "split", "seed", "part"))
-    return await _stream(request, store, dataset_scope(dataset["id"]), rest, dataset["name"])
+    return await stream_export(request, store, dataset_scope(dataset["id"]), rest, dataset["name"])
 
 
 @routes.get("/v1/export")
@@ -220,12 +220,13 @@ async def export_filter(request: web.Request) -> web.StreamResponse:
     selection, rest = parse_selection(request.query.items(), extra=("format", "split", "seed", "part"))
     compiled = compile_filter(selection.tree(), store.dialect)
     await require_properties(store, compiled.properties)
-    return await _stream(request, store, compiled.where, rest, "export")
+    return await stream_export(request, store, compiled.where, rest, "export")
 
 
-async def _stream(
+async def stream_export(
     request: web.Request, store: Store, where: Frag, rest: dict[str, list[str]], name: str
 ) -> web.StreamResponse:
+    """The rows ``where`` selects as a JSONL file in ``rest``'s format (and split); the console's downloads too."""
     fmt = check_format(single(rest, "format"))
     raw_split = single(rest, "split")
     fraction = None if raw_split is None else check_split(number(raw_split, "split"))

@@ -41,10 +41,13 @@ routes = web.RouteTableDef()
 PENDING = {"status": "pending"}
 
 
-async def _commit(request: web.Request, ops: WriteOp | list[WriteOp]) -> None:
-    """Commit, then tell the observers (metrics, traces): only what is stored is counted."""
+async def commit_feedback(request: web.Request, ops: WriteOp | list[WriteOp]) -> None:
+    """Commit, then tell the observers (metrics, traces): only what is stored is counted.
+
+    The console's ratings come through here too, so they are counted like any other.
+    """
     await commit(request, ops)
-    observer = request.app.get(FEEDBACK_OBSERVER)
+    observer = request.config_dict.get(FEEDBACK_OBSERVER)
     if observer is not None:
         await observer(request, notes_for(ops if isinstance(ops, list) else [ops]))
 
@@ -86,14 +89,14 @@ async def post_request_feedback(request: web.Request) -> web.Response:
     grant = request.get(FEEDBACK_GRANT)
     if grant is not None:  # made with a feedback token: the middleware checked its ID; the body names the purpose
         grant.require("signal" if body.kind == "implicit" else "feedback")
-    await _commit(request, _feedback_op("request", request_id, body))
+    await commit_feedback(request, _feedback_op("request", request_id, body))
     return await _answer_for(request, request_id)
 
 
 @routes.delete("/v1/request/{request_id:[^/]+}/feedback")
 async def delete_request_feedback(request: web.Request) -> web.Response:
     request_id = check_id(request.match_info["request_id"])
-    await _commit(request, PutFeedback("request", request_id, "explicit", None, source="api"))
+    await commit_feedback(request, PutFeedback("request", request_id, "explicit", None, source="api"))
     return ok(None)
 
 
@@ -109,7 +112,7 @@ async def get_request_feedback(request: web.Request) -> web.Response:
 async def post_scores(request: web.Request) -> web.Response:
     request_id = check_id(request.match_info["request_id"])
     body = parse(ScoresIn, await json_body(request))
-    await _commit(request, PutScores(request_id, score_types(body.scores)))
+    await commit_feedback(request, PutScores(request_id, score_types(body.scores)))
     return await _answer_for(request, request_id)
 
 
@@ -138,7 +141,7 @@ async def put_property(request: web.Request) -> web.Response:
     request_id = check_id(request.match_info["request_id"])
     body = parse(PropertyIn, await json_body(request))
     # Helicone lower-cases property names from headers; do the same so filters find both alike.
-    await _commit(request, PutProperty(request_id, body.key.lower(), body.value))
+    await commit_feedback(request, PutProperty(request_id, body.key.lower(), body.value))
     return await _answer_for(request, request_id)
 
 
@@ -147,7 +150,7 @@ async def post_session_feedback(request: web.Request) -> web.Response:
     session_id = check_id(request.match_info["session_id"], "session ID")
     body = parse(SessionFeedbackIn, await json_body(request))
     op = PutFeedback("session", session_id, "explicit", body.rating, comment=body.comment, user_id=body.user_id)
-    await _commit(request, op)
+    await commit_feedback(request, op)
     return ok(None, status=201)
 
 
@@ -163,7 +166,7 @@ async def get_session_feedback(request: web.Request) -> web.Response:
 async def post_legacy_feedback(request: web.Request) -> web.Response:
     body = parse(LegacyFeedbackIn, await json_body(request))
     request_id = check_id(body.helicone_id)
-    await _commit(request, PutFeedback("request", request_id, "explicit", body.rating, source="legacy"))
+    await commit_feedback(request, PutFeedback("request", request_id, "explicit", body.rating, source="legacy"))
     return web.json_response({"message": "Feedback added successfully.", "helicone_id": request_id})
 
 
@@ -193,7 +196,7 @@ async def post_batch(request: web.Request) -> web.Response:
         valid.append((len(results), item.request_id))
         results.append({"requestId": item.request_id, "status": "stored"})
     if ops:
-        await _commit(request, ops)
+        await commit_feedback(request, ops)
         known = await known_ids(request, [rid for _, rid in valid])
         for index, request_id in valid:
             if request_id not in known:

@@ -37,8 +37,9 @@ async def commit(request: web.Request, ops: WriteOp | list[WriteOp], timeout: fl
     503 when the store does not take them within ``timeout`` (default ``feedback.store_timeout_s``): the
     writer then withdraws them, so the client can simply retry. 422 when the store refuses a value.
     """
-    writer = request.app[WRITER]
-    wait_s = request.app[SETTINGS].feedback.store_timeout_s if timeout is None else timeout
+    # config_dict: the console, a sub-application, commits through here too.
+    writer = request.config_dict[WRITER]
+    wait_s = request.config_dict[SETTINGS].feedback.store_timeout_s if timeout is None else timeout
     try:
         await writer.submit(ops, timeout=wait_s)
     except TimeoutError:

@@ -229,7 +229,7 @@ class ProxySettings(_Section):
 ProviderKind = Literal["openai", "anthropic", "azure", "openai-compatible"]
 BUILTIN_PROVIDERS = ("openai", "anthropic")
 # Names a provider cannot take: their first path segment already means something else.
-RESERVED_PROVIDER_NAMES = frozenset({"v1", "custom", "healthz", "readyz"})
+RESERVED_PROVIDER_NAMES = frozenset({"v1", "custom", "healthz", "readyz", "console"})
 _PROVIDER_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 
 
@@ -291,6 +291,33 @@ class ProviderSettings(_Section):
 class ConsoleSettings(_Section):
     enabled: bool = Field(
         True, description="Serve the web console at /console/ and the widget example at /widget/example."
+    )
+    session_idle_s: float = Field(
+        8 * 3600.0,
+        gt=0,
+        le=30 * 86400,
+        description="With auth.keys set: a console session unused this long ends (log in again).",
+    )
+    session_max_s: float = Field(
+        24 * 3600.0,
+        gt=0,
+        le=365 * 86400,
+        description="With auth.keys set: a console session ends this long after its login, however much it is used.",
+    )
+    login_attempts: int = Field(
+        5, ge=1, le=1000, description="Failed console logins one client address may make before it must wait."
+    )
+    login_wait_s: float = Field(
+        60.0,
+        gt=0,
+        le=86400,
+        description="How long a client address that used up login_attempts waits; each further failure doubles "
+        "it, up to an hour.",
+    )
+    secure_cookie: Literal["auto", "always"] = Field(
+        "auto",
+        description="auto: the session cookie is Secure when feedgate itself serves HTTPS; always: also behind a "
+        "proxy that ends TLS in front of feedgate.",
     )
 
 

@@ -65,7 +65,8 @@ class AccessLogger(AbstractAccessLogger):
         lines = None
         # A request aiohttp could not parse was never routed: it has no app to find the batched lines on.
         with contextlib.suppress(AssertionError, AttributeError):
-            lines = request.app.get(ACCESS_LINES) if isinstance(request, web.Request) else None
+            # config_dict: a console request's app is the console's sub-application.
+            lines = request.config_dict.get(ACCESS_LINES) if isinstance(request, web.Request) else None
         if lines is None:
             self.logger.info(
                 "%s %s %s %d %.1fms",

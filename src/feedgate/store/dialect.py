@@ -67,6 +67,15 @@ class Dialect:
     def ilike(self, expr: str, pattern: str) -> Frag:
         return Frag(f"lower({expr}) LIKE lower(?)", (pattern,))
 
+    def requests_joined_by_id(self) -> str:
+        """``requests r`` where feedback rows drive a join to it by ``request_id``.
+
+        SQLite otherwise picks the index of a filter's column (``model`` and time, say) for ``r``, and then
+        walks every request of that model for each feedback row: minutes at 100,000 requests. Looked up
+        by request ID, each feedback row costs one index probe. PostgreSQL plans the join itself.
+        """
+        return "requests r INDEXED BY requests_request_id_model" if self.name == "sqlite" else "requests r"
+
     def week_start(self, expr: str) -> str:
         """The Monday (``YYYY-MM-DD``) of the week holding the ISO timestamp ``expr``."""
         if self.name == "sqlite":

@@ -280,6 +280,24 @@ CREATE INDEX feedgate_runs_open ON feedgate_runs (stopped_utc, reported_utc);
 migration("m008_runs", sqlite=_RUNS, postgres=_RUNS)
 
 
+# Console logins (issue #16): one row per signed-in browser. The cookie holds a random token; the store keeps
+# only its SHA-256 (``session_hash``), so a copy of the database cannot be replayed as a login. ``key_id`` names
+# the feedgate key it was opened with (a hash, never the key), so removing that key from the settings ends its
+# sessions. Kept in the store, not in memory, so every instance on one PostgreSQL knows every session.
+_CONSOLE_SESSIONS = """
+CREATE TABLE console_sessions (
+    session_hash TEXT PRIMARY KEY,
+    key_id TEXT NOT NULL,
+    created_utc TEXT NOT NULL,
+    seen_utc TEXT NOT NULL,
+    expires_utc TEXT NOT NULL
+);
+CREATE INDEX console_sessions_expires ON console_sessions (expires_utc);
+"""
+
+migration("m009_console_sessions", sqlite=_CONSOLE_SESSIONS, postgres=_CONSOLE_SESSIONS)
+
+
 def statements(sql: str) -> list[str]:
     """Split a step into statements (the steps hold no semicolons inside literals)."""
     return [part.strip() for part in sql.split(";") if part.strip()]

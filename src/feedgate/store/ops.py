@@ -214,6 +214,35 @@ class ReportRuns:
     reported_utc: str
 
 
+@dataclass(slots=True)
+class OpenConsoleSession:
+    """A console login: the session's hashed token, the key it was opened with, and when it ends at the latest.
+
+    Applying it also deletes sessions whose absolute expiry has passed, so the table stays small.
+    """
+
+    session_hash: str
+    key_id: str
+    expires_utc: str
+    datetime_utc: str = field(default_factory=utc_text)
+
+
+@dataclass(slots=True)
+class TouchConsoleSession:
+    """The session was used now: its idle expiry counts from here."""
+
+    session_hash: str
+    datetime_utc: str = field(default_factory=utc_text)
+
+
+@dataclass(slots=True)
+class CloseConsoleSession:
+    """Log out: the session is deleted."""
+
+    session_hash: str
+
+
+ConsoleSessionOp = OpenConsoleSession | TouchConsoleSession | CloseConsoleSession
 DatasetOp = CreateDataset | MutateDataset | DeleteDataset | RecordAlerts
 RunOp = RecordRun | ReportRuns
 WriteOp = (
@@ -226,4 +255,5 @@ WriteOp = (
     | DropPending
     | DatasetOp
     | RunOp
+    | ConsoleSessionOp
 )

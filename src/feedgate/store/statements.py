@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from feedgate.store.console_sessions import CONSOLE_SESSION_OPS, apply_console_session_op
 from feedgate.store.datasets import DATASET_OPS, apply_dataset_op
 from feedgate.store.dialect import Dialect, Executor
 from feedgate.store.ops import (
@@ -196,6 +197,8 @@ async def apply_other_ops(db: Executor, dialect: Dialect, ops: Sequence[WriteOp]
                 await db.execute(statement, op.request_ids)
         elif isinstance(op, DATASET_OPS):
             await apply_dataset_op(db, dialect, op)
+        elif isinstance(op, CONSOLE_SESSION_OPS):
+            await apply_console_session_op(db, op)
         elif isinstance(op, RecordRun):
             await db.execute(UPSERT_RUN, (op.run_id, op.host, op.pid, op.started_utc, op.seen_utc, op.stopped_utc))
         elif isinstance(op, ReportRuns) and op.run_ids:

@@ -160,3 +160,19 @@ async def trace_of(store: Store, request_id: str) -> tuple[str, str] | None:
         (request_id,),
     )
     return (str(rows[0][0]), str(rows[0][1])) if rows and rows[0][1] is not None else None
+
+
+async def signals_for(store: Store, request_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+    """Per request ID: how many times each implicit signal was recorded for it."""
+    if not request_ids:
+        return {}
+    marks = ", ".join("?" for _ in request_ids)
+    rows = await store.fetch(
+        "SELECT target_id, signal, COUNT(*) FROM feedback_events WHERE target_type = 'request' AND kind = 'implicit' "
+        f"AND target_id IN ({marks}) GROUP BY target_id, signal ORDER BY target_id, signal",
+        list(request_ids),
+    )
+    out: dict[str, dict[str, int]] = {}
+    for target_id, signal, count in rows:
+        out.setdefault(str(target_id), {})[str(signal)] = int(count)
+    return out

@@ -125,7 +125,7 @@ _SOURCES = {
 }
 
 
-def aggregate_query(key: Frag | None, source: str, where: Frag, *, superseded: bool) -> Frag:
+def aggregate_query(key: Frag | None, source: str, where: Frag, *, superseded: bool, dialect: Dialect) -> Frag:
     """One grouped aggregate over all attempts in scope, or (``superseded``) over the superseded ones only.
 
     ``CROSS JOIN`` fixes SQLite's join order (PostgreSQL plans it like any inner join): feedback, signals
@@ -143,7 +143,7 @@ def aggregate_query(key: Frag | None, source: str, where: Frag, *, superseded: b
     rows = (
         f"{STALE_ROWS.replace(' WHERE ', f' CROSS JOIN {table} WHERE ', 1)} AND"
         if superseded
-        else (f"{table} CROSS JOIN requests r WHERE")
+        else (f"{table} CROSS JOIN {dialect.requests_joined_by_id()} WHERE")
     )
     grouping = f" GROUP BY 1{group}" if key is not None else f" GROUP BY {group[2:]}"
     return head + Frag(f"{columns} FROM {rows} {joined} AND (") + where + Frag(")" + grouping)
@@ -187,7 +187,11 @@ async def group_counts(
     """
     key = dim.key if dim is not None else None
     sources = ("requests", "ratings", "signals", "scores")
-    queries = [aggregate_query(key, source, where, superseded=flag) for flag in (False, True) for source in sources]
+    queries = [
+        aggregate_query(key, source, where, superseded=flag, dialect=store.dialect)
+        for flag in (False, True)
+        for source in sources
+    ]
     share = await first_share(store, sampling)  # two index lookups
 
     async def aggregates() -> list[list[tuple[Any, ...]]]:

@@ -44,7 +44,7 @@ class WindowCounts:
 async def rated_counts(store: Store, dim: Dimension | None, where: Frag) -> dict[str | None, Rated]:
     """Explicit ratings per group (latest attempts only): all attempts minus the superseded ones."""
     key = dim.key if dim is not None else None
-    queries = [aggregate_query(key, "ratings", where, superseded=flag) for flag in (False, True)]
+    queries = [aggregate_query(key, "ratings", where, superseded=flag, dialect=store.dialect) for flag in (False, True)]
     every, stale = await asyncio.gather(*(store.fetch(q.sql, q.params) for q in queries))
     out: dict[str | None, Rated] = {}
     for rows, sign in ((every, 1), (stale, -1)):
@@ -68,7 +68,7 @@ async def window_counts(
     ratings = (
         head
         + Frag(
-            "COUNT(*), SUM(f.rating) FROM feedback f CROSS JOIN requests r "
+            f"COUNT(*), SUM(f.rating) FROM feedback f CROSS JOIN {store.dialect.requests_joined_by_id()} "
             "WHERE f.target_type = 'request' AND f.target_id = r.request_id"
         )
         + scope
@@ -77,7 +77,8 @@ async def window_counts(
     signal_rows = (
         head
         + Frag(
-            "e.signal, COUNT(DISTINCT r.request_id) FROM feedback_events e CROSS JOIN requests r "
+            "e.signal, COUNT(DISTINCT r.request_id) FROM feedback_events e "
+            f"CROSS JOIN {store.dialect.requests_joined_by_id()} "
             "WHERE e.kind = 'implicit' AND e.target_type = 'request' AND e.target_id = r.request_id "
             f"AND e.signal IN ({marks})",
             tuple(signals),
