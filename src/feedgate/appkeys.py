@@ -1,7 +1,7 @@
 """Typed keys for the state the app shares: one place to see what lives on the app and on each request.
 
 A leaf module: the types are imported for the type checker only, so any module may import these keys
-without importing the modules that define what they hold. ``app.py`` is where each key is filled.
+without importing the modules that define what they hold. ``app/`` is where each key is filled.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Committed feedback as metrics and traces see it: one ``FeedbackNote`` per rating, signal or score.
 
-The feedback handlers hand the notes of each commit to the app's ``FEEDBACK_OBSERVER`` (set by ``app.py``:
+The feedback handlers hand the notes of each commit to the app's ``FEEDBACK_OBSERVER`` (set by ``app/``:
 Prometheus counts, and with tracing on a ``gen_ai.evaluation.result`` span event), after the commit
 succeeded, so a count never runs ahead of the store. The label values are bounded here, where the
 vocabulary is known: a signal outside the known list is ``other``.

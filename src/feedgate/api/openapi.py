@@ -24,7 +24,8 @@ from pydantic import TypeAdapter
 
 from feedgate.api.answers import Pending
 from feedgate.api.openapi_examples import PATH_EXAMPLES
-from feedgate.api.openapi_operations import OPERATIONS, Operation
+from feedgate.api.openapi_operation import Operation
+from feedgate.api.openapi_operations import OPERATIONS
 from feedgate.api.query_params import SELECTION_PATTERNS
 from feedgate.appkeys import OPENAPI
 from feedgate.request_ids import ID_PATTERN

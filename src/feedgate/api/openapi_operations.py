@@ -1,4 +1,5 @@
-"""Every operation of feedgate's own routes, for the OpenAPI document (``openapi.py``), with an example each.
+"""Every operation of feedgate's own routes, for the OpenAPI document (``openapi.py``), with an example each:
+the feedback side here, the reports side in ``openapi_report_operations.py``.
 
 Request bodies are the models the handlers validate with; answers and query strings are described by
 ``answers.py`` and ``query_params.py``. ``tests/test_openapi.py`` checks that every route of the app (but
@@ -8,15 +9,12 @@ example, sent to a gateway, gets the answer documented.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from feedgate.analysis.reports import QueryBody
 from feedgate.api import answers as a
 from feedgate.api import query_params as q
-from feedgate.api.datasets import DatasetIn, HeliconeDatasetIn, ListIn, MutateIn, PageIn
 from feedgate.api.feedback_models import (
     BatchItem,
     FeedbackIn,
@@ -28,19 +26,15 @@ from feedgate.api.feedback_models import (
 )
 from feedgate.api.manual_log import LogBody
 from feedgate.api.openapi_examples import (
-    DATASET,
-    DATASET_ID,
-    EXPORT_LINE,
-    GROUP,
-    JSONL,
     LOG_BODY,
-    NOW,
     REQUEST_ID,
     ROW,
     SESSION_ID,
     STATE,
     TOKENS,
 )
+from feedgate.api.openapi_operation import Operation
+from feedgate.api.openapi_report_operations import REPORT_OPERATIONS
 from feedgate.api.tokens import TokensIn
 
 
@@ -48,27 +42,6 @@ class BatchBody(BaseModel):
     """``POST /v1/feedback/batch``: each item is checked on its own, so one invalid item is only its result."""
 
     items: list[BatchItem] = Field(min_length=1, max_length=1000)
-
-
-@dataclass(frozen=True, slots=True)
-class Operation:
-    method: str
-    path: str
-    tag: str
-    summary: str
-    answer: Any  # the type of the answer's data (of the whole answer when not enveloped); None: null
-    answer_example: Any
-    status: int = 200
-    body: type[BaseModel] | None = None
-    body_example: Any = None
-    body_required: bool = True
-    query: type[BaseModel] | None = None
-    filters: bool = False  # also takes property.NAME and min_score.NAME
-    enveloped: bool = True  # Helicone's {"data", "error"}
-    public: bool = False  # answered without a feedgate key
-    media: str = "application/json"  # another is text: JSON lines, Prometheus' format
-    pending: bool = False  # may answer 202 pending: the request ID is not known yet
-    token: bool = False  # also takes a feedback token for its ID (docs/feedback-tokens.md)
 
 
 def _log(path: str, provider: str) -> Operation:
@@ -286,160 +259,5 @@ OPERATIONS: tuple[Operation, ...] = (
     _log("/custom/v1/log", "custom"),
     _log("/oai/v1/log", "openai"),
     _log("/anthropic/v1/log", "anthropic"),
-    Operation(
-        "POST",
-        "/v1/request/query",
-        "query",
-        "Helicone's request query: a page of logged requests matching a filter tree",
-        list[a.LoggedRequest],
-        [ROW],
-        body=QueryBody,
-        body_example={
-            "filter": {"feedback": {"rating": {"equals": False}}},
-            "limit": 10,
-            "sort": {"created_at": "desc"},
-        },
-    ),
-    Operation(
-        "POST",
-        "/v1/request/count/query",
-        "query",
-        "How many logged requests match a filter tree",
-        int,
-        1,
-        body=QueryBody,
-        body_example={"filter": {"request": {"model": {"contains": "gpt-4o"}}}},
-    ),
-    Operation(
-        "GET",
-        "/v1/feedback/stats",
-        "stats",
-        "Requests, ratings with Wilson intervals, signals, scores, cost and latency per group",
-        a.StatsReport,
-        {"group_by": "model", "filters": {"since": NOW}, "groups": [GROUP], "overall": GROUP | {"key": None}},
-        query=q.StatsQuery,
-        filters=True,
-    ),
-    Operation(
-        "GET",
-        "/v1/feedback/insights",
-        "insights",
-        "Groups rated significantly worse than the rest, with example comments",
-        a.InsightsReport,
-        {
-            "filters": {},
-            "dimensions": ["model", "prompt", "user"],
-            "min_ratings": 10,
-            "alpha": 0.05,
-            "overall": {"rated": 300, "negative": 57, "negative_rate": 0.19},
-            "insights": [],
-        },
-        query=q.InsightsQuery,
-        filters=True,
-    ),
-    Operation(
-        "GET",
-        "/v1/feedback/regressions",
-        "regressions",
-        "Groups whose recent window is rated significantly worse than their baseline",
-        a.RegressionsReport,
-        {
-            "filters": {},
-            "dimensions": ["model", "prompt"],
-            "baseline": {"from": "2025-12-11T09:30:00.000000Z", "to": "2026-01-08T09:30:00.000000Z"},
-            "recent": {"from": "2026-01-08T09:30:00.000000Z", "to": NOW},
-            "min_ratings": 10,
-            "alpha": 0.05,
-            "signals": ["abandoned", "regenerated"],
-            "regressions": [],
-        },
-        query=q.RegressionsQuery,
-        filters=True,
-    ),
-    Operation(
-        "POST",
-        "/v1/helicone-dataset",
-        "datasets",
-        "Helicone's dataset from a list of logged request IDs",
-        a.DatasetCreated,
-        {"datasetId": DATASET_ID},
-        body=HeliconeDatasetIn,
-        body_example={"datasetName": "bad answers", "requestIds": [REQUEST_ID], "meta": {"owner": "support"}},
-    ),
-    Operation(
-        "POST",
-        "/v1/helicone-dataset/query",
-        "datasets",
-        "Datasets, all or those named",
-        list[a.Dataset],
-        [DATASET],
-        body=ListIn,
-        body_example={"datasetIds": [DATASET_ID]},
-        body_required=False,
-    ),
-    Operation(
-        "POST",
-        "/v1/helicone-dataset/{dataset_id}/mutate",
-        "datasets",
-        "Add and remove request IDs",
-        None,
-        None,
-        body=MutateIn,
-        body_example={"addRequests": [REQUEST_ID], "removeRequests": []},
-    ),
-    Operation(
-        "POST",
-        "/v1/helicone-dataset/{dataset_id}/query",
-        "datasets",
-        "A page of a dataset's items",
-        list[a.DatasetItem],
-        [
-            {
-                "id": 1,
-                "origin_request_id": REQUEST_ID,
-                "dataset_id": DATASET_ID,
-                "created_at": NOW,
-                "signed_url": f"/v1/request/{REQUEST_ID}",
-            }
-        ],
-        body=PageIn,
-        body_example={"offset": 0, "limit": 100},
-        body_required=False,
-    ),
-    Operation("POST", "/v1/helicone-dataset/{dataset_id}/count", "datasets", "How many items a dataset has", int, 1),
-    Operation("POST", "/v1/helicone-dataset/{dataset_id}/delete", "datasets", "Delete a dataset (soft)", None, None),
-    Operation(
-        "POST",
-        "/v1/datasets",
-        "datasets",
-        "Snapshot the requests matching a filter tree and/or the simple filters now",
-        a.DatasetSnapshot,
-        {**DATASET, "datasetId": DATASET_ID, "name": "good answers", "dataset_type": "feedgate-filter", "meta": None},
-        status=201,
-        body=DatasetIn,
-        body_example={"name": "good answers", "rating": "positive", "model": "gpt-4o-mini", "since": "30d"},
-    ),
-    Operation("GET", "/v1/datasets", "datasets", "Every live dataset, newest first", list[a.Dataset], [DATASET]),
-    Operation("GET", "/v1/datasets/{dataset_id}", "datasets", "One dataset", a.Dataset, DATASET),
-    Operation(
-        "GET",
-        "/v1/datasets/{dataset_id}/export",
-        "export",
-        "A dataset's requests as JSON lines, streamed (Feedgate-Export-Rows says how many)",
-        str,
-        EXPORT_LINE,
-        query=q.ExportPart,
-        media=JSONL,
-    ),
-    Operation(
-        "GET",
-        "/v1/export",
-        "export",
-        "The requests matching the simple filters as JSON lines, streamed",
-        str,
-        EXPORT_LINE,
-        query=q.ExportQuery,
-        filters=True,
-        media=JSONL,
-    ),
+    *REPORT_OPERATIONS,
 )

@@ -1,5 +1,6 @@
-"""feedgate's settings: the models (``settings.py``), how the layers load (``loading.py``), the rules
-shared with the HTTP side (``checks.py``) and the generated reference (``reference.py``).
+"""feedgate's settings: the models (``settings.py``, with the console, metrics and tracing sections in
+``watching.py``), how the layers load (``loading.py``), the rules shared with the HTTP side (``checks.py``)
+and the generated reference (``reference.py``).
 
 Importers use the names re-exported here.
 """

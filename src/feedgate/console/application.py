@@ -1,4 +1,4 @@
-"""The console as an aiohttp sub-application, mounted at ``/console`` by ``app.py`` when ``console.enabled``.
+"""The console as an aiohttp sub-application, mounted at ``/console`` by ``app/`` when ``console.enabled``.
 
 Its own middleware (``guard.py``) does its auth (a session, never the feedgate key as a header), its CSRF
 checks, its security headers and its error pages; the gateway's middleware leaves requests routed here to

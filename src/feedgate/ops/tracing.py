@@ -1,6 +1,6 @@
 """OpenTelemetry traces, following the GenAI semantic conventions. Imported only when tracing is on.
 
-``app.py`` imports this module only when ``tracing.enabled`` (or an ``OTEL_EXPORTER_OTLP_*ENDPOINT``) says
+``app/`` imports this module only when ``tracing.enabled`` (or an ``OTEL_EXPORTER_OTLP_*ENDPOINT``) says
 so, so without the ``otel`` extra, or with tracing off, nothing imports OpenTelemetry and the request path
 pays nothing. The tracer provider is the app's own (not the global one), exporting over OTLP/HTTP through
 a batch processor whose worker thread does the sending.

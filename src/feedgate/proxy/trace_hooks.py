@@ -1,4 +1,4 @@
-"""What the proxy asks of a tracer: set by ``app.py`` only when tracing is on (``ops/tracing.py``).
+"""What the proxy asks of a tracer: set by ``app/`` only when tracing is on (``ops/tracing.py``).
 
 With tracing off the proxy holds ``None`` and pays one ``is None`` test per call. With it on, each upstream
 attempt (every retry and every fallback target) gets a client span. Its attributes that need the answer

@@ -105,7 +105,7 @@ class Writer(Generic[Record]):
     ) -> None:
         self.store = store
         self.build_row = build_row
-        # Observers set by app.py (metrics, traces): a record dropped on a full queue, seconds per batch.
+        # Observers set by app/ (metrics, traces): a record dropped on a full queue, seconds per batch.
         self.on_dropped = on_dropped
         self.on_batch = on_batch
         self.batch_max = batch_max
