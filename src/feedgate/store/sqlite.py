@@ -72,6 +72,7 @@ class SqliteStore(Store):
         await self._write.execute("PRAGMA journal_mode=WAL")
         await self._migrate(self._write)
         self._read = await self._connect()
+        self._readers = SqliteReaders(self.path)  # a store opened again after close() gets readers anew
 
     async def _connect(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)

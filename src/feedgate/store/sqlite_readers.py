@@ -9,6 +9,7 @@ the writer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -23,15 +24,33 @@ class SqliteReaders:
         self._idle: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
         self._all: list[aiosqlite.Connection] = []
         self._opening = 0
+        self._open: set[aiosqlite.Connection] = set()  # every connection made and not yet closed
+        self._closed = False
 
     async def _connect(self) -> aiosqlite.Connection:
-        conn = await aiosqlite.connect(self.path, isolation_level=None)
-        await conn.execute("PRAGMA busy_timeout=5000")
-        # Readers never write: a bug that tried would fail loudly instead of racing the writer.
-        await conn.execute("PRAGMA query_only=1")
-        # Memory-mapped reads skip a copy per page; it matters when a query scans a large index.
-        await conn.execute("PRAGMA mmap_size=1073741824")
+        # Held in _open from before it starts: a caller cancelled while it opens (a client gone mid-page) or a
+        # stream nobody finished would otherwise leave its thread running past close(), and that thread then
+        # reports to an event loop that is gone.
+        conn = aiosqlite.connect(self.path, isolation_level=None)
+        self._open.add(conn)
+        try:
+            await conn
+            await conn.execute("PRAGMA busy_timeout=5000")
+            # Readers never write: a bug that tried would fail loudly instead of racing the writer.
+            await conn.execute("PRAGMA query_only=1")
+            # Memory-mapped reads skip a copy per page; it matters when a query scans a large index.
+            await conn.execute("PRAGMA mmap_size=1073741824")
+            if self._closed:  # close() ran while this one was opening
+                raise RuntimeError("the store is closed")
+        except BaseException:
+            await self._discard(conn)
+            raise
         return conn
+
+    async def _discard(self, conn: aiosqlite.Connection) -> None:
+        self._open.discard(conn)
+        with contextlib.suppress(Exception):
+            await conn.close()
 
     async def _acquire(self) -> aiosqlite.Connection:
         if self._idle.empty() and len(self._all) + self._opening < self.size:
@@ -62,10 +81,12 @@ class SqliteReaders:
                 while rows := await cursor.fetchmany(batch):
                     yield [dict(row) for row in rows]
         finally:
-            await conn.close()
+            await self._discard(conn)
 
     async def close(self) -> None:
-        for conn in self._all:
-            await conn.close()
+        """Close every connection, the pool's and any a stream or a cancelled caller still holds."""
+        self._closed = True
+        for conn in list(self._open):
+            await self._discard(conn)
         self._all.clear()
         self._idle = asyncio.Queue()
