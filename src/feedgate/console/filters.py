@@ -3,9 +3,12 @@
 The names are interface (bookmarks and scripts use them): ``since`` and ``until`` (ISO 8601, or back from
 now: ``24h``, ``7d``), ``model``, ``user``, ``session``, ``prompt``, ``property=KEY:VALUE`` (repeatable),
 ``rating=up|down|none``, ``signal``, ``score=NAME>=X`` (also ``<=``, ``>``, ``<``, ``=``; repeatable),
-``status=2xx|3xx|4xx|5xx|failed`` and ``has_comment=yes``. An empty value means the filter is off, as a
-filter form sends it. The tree goes through the one filter compiler (``store/filters.py``), which checks
-every name and binds every value, as it does for the API's ``POST /v1/request/query``.
+``status=2xx|3xx|4xx|5xx|failed``, ``has_comment=yes`` and ``q`` (text in the prompt or answer). An empty
+value means the filter is off, as a filter form sends it. The tree goes through the one filter compiler
+(``store/filters.py``), which checks every name and binds every value, as it does for the API's
+``POST /v1/request/query``. ``q`` is not part of the tree: it is a bounded search (``store/reads/search.py``)
+that only the request list and a request's prev/next run, so the pages that would run it unbounded (sessions,
+making a dataset) refuse it.
 """
 
 from __future__ import annotations
@@ -22,13 +25,16 @@ from feedgate.errors import FilterError
 from feedgate.store.filters import and_all, check_property_name, check_text
 
 TEXT_FILTERS = {"model": "model", "user": "user_id", "session": "session_id", "prompt": "prompt"}
-FILTER_NAMES = ("since", "until", *TEXT_FILTERS, "property", "rating", "signal", "score", "status", "has_comment")
+SEARCH = "q"
+TREE_FILTERS = ("since", "until", *TEXT_FILTERS, "property", "rating", "signal", "score", "status", "has_comment")
+FILTER_NAMES = (*TREE_FILTERS, SEARCH)  # q is no leaf of the tree: a bounded search of its own
 REPEATABLE = frozenset({"property", "score"})
 RATINGS: dict[str, bool | None] = {"up": True, "down": False, "none": None}
 STATUS_CLASSES = ("2xx", "3xx", "4xx", "5xx", "failed")
 _SCORE = re.compile(r"(?P<name>[A-Za-z0-9_.:\-]{1,128})\s*(?P<op>>=|<=|>|<|=)\s*(?P<value>\S.*)")
 _SCORE_OPS = {">=": "gte", "<=": "lte", ">": "gt", "<": "lt", "=": "equals"}
 MAX_VALUE_CHARS = 1000
+MAX_SEARCH_CHARS = 200
 
 
 @dataclass
@@ -38,6 +44,11 @@ class ListFilter:
     pairs: list[tuple[str, str]] = field(default_factory=list)
     leaves: list[Any] = field(default_factory=list)
     values: dict[str, str] = field(default_factory=dict)  # the single-valued filters, to refill the form
+
+    @property
+    def search(self) -> str | None:
+        """The text searched for in prompts and answers (``q``), or None."""
+        return self.values.get(SEARCH)
 
     @property
     def tree(self) -> Any:
@@ -60,9 +71,12 @@ class ListFilter:
 
 
 def parse_filters(
-    pairs: Iterable[tuple[str, str]], extra: Iterable[str] = (), now: datetime | None = None
+    pairs: Iterable[tuple[str, str]], extra: Iterable[str] = (), now: datetime | None = None, text_search: bool = False
 ) -> tuple[ListFilter, dict[str, str]]:
-    """The list filter in ``pairs``, and the ``extra`` parameters (each at most once); anything else is an error."""
+    """The list filter in ``pairs``, and the ``extra`` parameters (each at most once); anything else is an error.
+
+    ``q`` is taken only with ``text_search``: a page that would not bound the search refuses it.
+    """
     chosen = ListFilter()
     rest: dict[str, str] = {}
     allowed_extra = set(extra)
@@ -78,6 +92,8 @@ def parse_filters(
             raise FilterError(f"unknown filter {name[:64]!r}; the filters are {shown}")
         if not value:
             continue
+        if name == SEARCH:
+            check_search(value, text_search)
         if len(value) > MAX_VALUE_CHARS:
             raise FilterError(f"{name}: at most {MAX_VALUE_CHARS} characters")
         check_text(value, name)
@@ -85,9 +101,19 @@ def parse_filters(
             if name in chosen.values:
                 raise FilterError(f"{name} may be given once")
             chosen.values[name] = value
-        chosen.leaves.append(_leaf(name, value, now))
+        if name != SEARCH:
+            chosen.leaves.append(_leaf(name, value, now))
         chosen.pairs.append((name, value))
     return chosen, rest
+
+
+def check_search(value: str, allowed: bool) -> None:
+    if not allowed:
+        raise FilterError(
+            "q: the text search works on the request list only, where it is bounded; take it off to use this page"
+        )
+    if len(value) > MAX_SEARCH_CHARS:
+        raise FilterError(f"q: the text search takes 1 to {MAX_SEARCH_CHARS} characters, not {len(value)}")
 
 
 def _leaf(name: str, value: str, now: datetime | None) -> Any:

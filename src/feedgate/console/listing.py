@@ -2,7 +2,10 @@
 
 Rows come from the same reads as the API's request query (``store/reads/requests.py``: each request ID's
 latest attempt, with its rating, scores and later properties), paged by a cursor: ``before`` names the last
-row shown (its time and row number), so the next page starts right after it.
+row shown (its time and row number), so the next page starts right after it. With a text search (``q``),
+each page looks at most at the ``SEARCH_CAP`` newest requests the other filters select from where it
+starts (``store/reads/search.py``); when that bound ends a page early, the page says so and links on from
+the last request it looked at.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from feedgate.store.filters import compile_filter
 from feedgate.store.protocol import Store
 from feedgate.store.reads.feedback import signals_for
 from feedgate.store.reads.requests import Position, page_annotations, requests_before
+from feedgate.store.reads.search import SEARCH_CAP, search_before
 
 PAGE_SIZE = 50
 _CURSOR = re.compile(r"(?P<moment>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z)_(?P<row>\d{1,19})")
@@ -34,6 +38,8 @@ TIME_RANGES = (("", "all time"), ("24h", "last 24 hours"), ("7d", "last 7 days")
 class Page:
     rows: list[dict[str, Any]]
     next_cursor: str | None
+    search_stopped_at: str | None = None  # the search reached its bound here: a cursor to search on from
+    search_cap: int = SEARCH_CAP
 
 
 def cursor_of(row: dict[str, Any]) -> str:
@@ -51,7 +57,12 @@ def parse_cursor(value: str | None) -> Position | None:
 
 async def list_page(store: Store, chosen: ListFilter, before: Position | None, size: int = PAGE_SIZE) -> Page:
     where = compile_filter(chosen.tree, store.dialect).where
-    rows = await requests_before(store, where, before, size + 1)
+    stopped_at = None
+    if chosen.search is None:
+        rows = await requests_before(store, where, before, size + 1)
+    else:
+        searched = await search_before(store, where, chosen.search, before, size + 1, cap=SEARCH_CAP)
+        rows, stopped_at = searched.rows, searched.stopped_at
     more = len(rows) > size
     rows = rows[:size]
     ids = [row["request_id"] for row in rows]
@@ -64,7 +75,8 @@ async def list_page(store: Store, chosen: ListFilter, before: Position | None, s
         item["prompt_preview"] = preview(last_user_text(item["request_body"]))
         item["answer_preview"] = preview(item["response_text"])
         shown.append(item)
-    return Page(shown, cursor_of(rows[-1]) if more and rows else None)
+    stopped = f"{stopped_at[0]}_{stopped_at[1]}" if stopped_at else None
+    return Page(shown, cursor_of(rows[-1]) if more and rows else None, stopped, SEARCH_CAP)
 
 
 def without_empty(request: web.Request) -> web.Response | None:
@@ -84,7 +96,7 @@ async def requests_page(request: web.Request) -> web.Response:
     chosen = ListFilter()
     page = Page([], None)
     try:
-        chosen, rest = parse_filters(request.query.items(), extra=("before",))
+        chosen, rest = parse_filters(request.query.items(), extra=("before",), text_search=True)
         page = await list_page(request.config_dict[STORE], chosen, parse_cursor(rest.get("before")))
     except FilterError as error:
         problem = error.message

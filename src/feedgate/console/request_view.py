@@ -28,6 +28,7 @@ from feedgate.store.filters import compile_filter
 from feedgate.store.ops import PutFeedback, PutScores
 from feedgate.store.reads.feedback import feedback_state, request_annotations
 from feedgate.store.reads.requests import adjacent_request
+from feedgate.store.reads.search import adjacent_match
 
 CONSOLE_USER = "console"
 RATING_VALUES = {"up": True, "down": False}
@@ -61,11 +62,15 @@ async def request_page(request: web.Request) -> web.Response:
     chosen = ListFilter()
     newer = older = None
     try:
-        chosen, _ = parse_filters(request.query.items())
+        chosen, _ = parse_filters(request.query.items(), text_search=True)
         where = compile_filter(chosen.tree, store.dialect).where
         position = (str(latest["datetime_utc"]), int(latest["id"]))
-        newer = await adjacent_request(store, where, position, newer=True)
-        older = await adjacent_request(store, where, position, newer=False)
+        if chosen.search is None:
+            newer = await adjacent_request(store, where, position, newer=True)
+            older = await adjacent_request(store, where, position, newer=False)
+        else:  # as bounded as the list's search: the nearest match among SEARCH_CAP requests each way
+            newer = await adjacent_match(store, where, chosen.search, position, newer=True)
+            older = await adjacent_match(store, where, chosen.search, position, newer=False)
     except FilterError as error:
         problem = f"The list filter in this address cannot be used, so prev/next are off: {error.message}"
     context = {

@@ -58,6 +58,30 @@ class Dialect:
         function = "instr" if self.name == "sqlite" else "strpos"
         return f"{function}(lower({expr}), lower(?)) > 0"
 
+    def bytes_contain(self, expr: str) -> str:
+        """Whether the bytes in ``expr`` (a BLOB / BYTEA column) hold one bound needle, ignoring ASCII case.
+
+        The needle is bound as ``ascii_folded`` makes it. Bytes that are not UTF-8 never make either store
+        fail: SQLite reads a BLOB cast to TEXT as it is; PostgreSQL reads each byte as one LATIN1 character
+        (every byte is one), folds A-Z alone, and looks for the needle's bytes read the same way, so the
+        match is byte for byte apart from ASCII case. LATIN1 has no NUL, so PostgreSQL matches a body holding
+        one byte for byte, case and all.
+        """
+        if self.name == "sqlite":
+            return f"instr(lower(CAST({expr} AS TEXT)), ?) > 0"
+        folded = f"translate(convert_from({expr}, 'LATIN1'), '{_UPPER}', '{_UPPER.lower()}')"
+        return (
+            f"CASE WHEN position(decode('00', 'hex') IN {expr}) = 0 THEN strpos({folded}, ?) > 0 "
+            f"ELSE position(convert_to(?, 'UTF8') IN {expr}) > 0 END"
+        )
+
+    def ascii_folded(self, needle: str) -> tuple[str, ...]:
+        """The parameters ``bytes_contain`` binds for ``needle``."""
+        folded = needle.encode().lower()  # bytes.lower() folds A-Z alone, as both stores' folding here does
+        if self.name == "sqlite":
+            return (folded.decode(),)
+        return (folded.decode("latin-1"), needle)
+
     def like(self, expr: str, pattern: str) -> Frag:
         """Case-sensitive LIKE in both stores (SQLite's LIKE ignores ASCII case, so use GLOB there)."""
         if self.name == "postgres":
@@ -90,6 +114,9 @@ class Dialect:
     def real(self, expr: str) -> str:
         """``expr`` as a floating-point number (score values, averages)."""
         return f"CAST({expr} AS {'REAL' if self.name == 'sqlite' else 'DOUBLE PRECISION'})"
+
+
+_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 def _like_to_glob(pattern: str) -> str:

@@ -148,7 +148,7 @@ async def logged_moments(store: Store, request_ids: Sequence[str]) -> set[tuple[
 Position = tuple[str, int]  # (datetime_utc, id) of a row: where a newest-first list stands
 
 
-def _after(position: Position | None, newer: bool) -> Frag:
+def after_position(position: Position | None, newer: bool) -> Frag:
     if position is None:
         return Frag("")
     op = ">" if newer else "<"
@@ -165,7 +165,7 @@ async def requests_before(store: Store, where: Frag, before: Position | None, li
     A cursor rather than an offset: page 500 costs what page 1 costs, and rows logged meanwhile do not
     shift the pages a reader is walking through.
     """
-    ids = Frag(f"SELECT r.id FROM requests r WHERE {LATEST} AND (") + where + Frag(")") + _after(before, False)
+    ids = Frag(f"SELECT r.id FROM requests r WHERE {LATEST} AND (") + where + Frag(")") + after_position(before, False)
     ids = ids + Frag(" ORDER BY r.datetime_utc DESC, r.id DESC LIMIT ?", (limit,))
     query = ids.wrap("SELECT r.* FROM requests r WHERE r.id IN (", ") ORDER BY r.datetime_utc DESC, r.id DESC")
     return await store.query(query.sql, query.params)
@@ -175,6 +175,6 @@ async def adjacent_request(store: Store, where: Frag, position: Position, newer:
     """The request ID next to ``position`` in the newest-first list ``where`` selects: the newer or the older one."""
     order = "ASC" if newer else "DESC"
     query = Frag(f"SELECT r.request_id FROM requests r WHERE {LATEST} AND (") + where + Frag(")")
-    query = query + _after(position, newer) + Frag(f" ORDER BY r.datetime_utc {order}, r.id {order} LIMIT 1")
+    query = query + after_position(position, newer) + Frag(f" ORDER BY r.datetime_utc {order}, r.id {order} LIMIT 1")
     rows = await store.fetch(query.sql, query.params)
     return str(rows[0][0]) if rows else None
