@@ -5,10 +5,11 @@ reads on both stores, bodies that are not UTF-8 included."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from analysis_data import ago, row
+from analysis_data import row
 from conftest import Gateway
 from console_client import console, text_of
 from feedgate.appkeys import WRITER
@@ -26,6 +27,12 @@ QUESTIONS = {
     "plain": ("Is 50 off a good deal?", "It depends on snakeXcase prices."),
     "claude": ("Where does the walrus sleep?", "On ice."),
 }
+
+
+def ago(**delta: float) -> datetime:
+    """Before the time of the call, not of the import (``analysis_data.ago``): ``until=8m`` in a test run
+    minutes after the import must still cut between the rows as the test placed them."""
+    return datetime.now(UTC) - timedelta(**delta)
 
 
 @pytest.fixture
