@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from feedgate.config.checks import header_problem, origin_of
+from feedgate.config.keeping import LogSettings
 from feedgate.config.section import Section as _Section
 from feedgate.config.watching import ConsoleSettings, MetricsSettings, TracingSettings
 
@@ -183,7 +184,13 @@ class AnalysisSettings(_Section):
     baseline_days: float = Field(14.0, gt=0, description="Regressions: the baseline window just before it.")
     properties: list[str] = Field(
         default_factory=list,
-        description="Properties whose values regressions and insights examine (default: those on recent requests).",
+        description="Properties whose values regressions and insights examine (default: those on recent requests); "
+        "these are also the properties the rollups keep per hour.",
+    )
+    rollups: bool = Field(
+        True,
+        description="Keep per-hour aggregates as rows are written, so stats, insights, regressions and the "
+        "console's overview read small tables instead of scanning requests.",
     )
     webhook_url: str | None = Field(
         None, description="POSTed once per new regression found (JSON); unset sends nothing."
@@ -301,6 +308,7 @@ class Settings(_Section):
     feedback: FeedbackSettings = Field(default_factory=FeedbackSettings)  # type: ignore[arg-type]
     redis: RedisSettings = Field(default_factory=RedisSettings)  # type: ignore[arg-type]
     analysis: AnalysisSettings = Field(default_factory=AnalysisSettings)  # type: ignore[arg-type]
+    log: LogSettings = Field(default_factory=LogSettings)  # type: ignore[arg-type]
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log verbosity.", json_schema_extra={"env": "FEEDGATE_LOG_LEVEL"}
     )
