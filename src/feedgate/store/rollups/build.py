@@ -17,7 +17,7 @@ from typing import Any
 from feedgate.store.ops import RebuildRollups, SetRollupCoverage, WriteOp
 from feedgate.store.protocol import Store
 from feedgate.store.rollups.cells import FIXED_DIMENSIONS, NUMBERS, CellKey, Sums, Totals, hour_of
-from feedgate.store.rollups.changes import Reader, read_states
+from feedgate.store.rollups.changes import Reader, window_states
 from feedgate.store.rollups.upserts import write_totals
 from feedgate.store.utc import parse_utc_text, utc_text
 
@@ -39,16 +39,9 @@ async def rebuild_window(db: Reader, op: RebuildRollups, properties: tuple[str, 
             f"DELETE FROM {table} WHERE dimension IN ({marks}) AND hour_utc >= ? AND hour_utc < ?",
             (*names, op.from_utc, op.until_utc),
         )
-    rows = await db.fetch(
-        "SELECT DISTINCT request_id FROM requests WHERE datetime_utc >= ? AND datetime_utc < ?",
-        (op.from_utc, op.until_utc),
-    )
-    states = await read_states(db, [row[0] for row in rows])
     totals = Totals(properties)
-    for state in states.values():
-        # A request whose latest attempt falls in another window is counted there.
-        if state.latest is not None and op.from_utc <= state.latest.datetime_utc < op.until_utc:
-            totals.add(state, 1)
+    for state in (await window_states(db, op.from_utc, op.until_utc)).values():
+        totals.add(state, 1)
     await write_totals(db, totals)
 
 
@@ -110,14 +103,9 @@ async def rebuild(
 
 async def window_totals(store: Store, from_utc: str, until_utc: str, properties: tuple[str, ...]) -> Totals:
     """What the rows of a window sum to, read outside any transaction (for ``check``)."""
-    rows = await store.fetch(
-        "SELECT DISTINCT request_id FROM requests WHERE datetime_utc >= ? AND datetime_utc < ?", (from_utc, until_utc)
-    )
-    states = await read_states(store, [row[0] for row in rows])
     totals = Totals(properties)
-    for state in states.values():
-        if state.latest is not None and from_utc <= state.latest.datetime_utc < until_utc:
-            totals.add(state, 1)
+    for state in (await window_states(store, from_utc, until_utc)).values():
+        totals.add(state, 1)
     return totals
 
 

@@ -13,6 +13,7 @@ its contribution after the change minus its contribution before: ``Totals.add(co
 from __future__ import annotations
 
 import math
+import operator
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -116,22 +117,26 @@ class Sums:
     # (kind, name) -> [count, total]; kinds: signal+ and signal- (events by polarity), signal_requests
     # (requests with at least one event of the signal), score (count and sum of values).
     notes: dict[tuple[str, str], list[float]] = field(default_factory=dict)
-    latency: Counter[tuple[str, int]] = field(default_factory=Counter)  # (duration | ttft, bucket) -> requests
+    latency: dict[tuple[str, int], int] = field(default_factory=dict)  # (duration | ttft, bucket) -> requests
 
     def add(self, other: Sums, sign: int) -> None:
-        mine = self.numbers
-        for index, value in enumerate(other.numbers):
-            if value:
-                mine[index] += sign * value
-        for key, (count, total) in other.notes.items():
-            note = self.notes.get(key)
-            if note is None:
-                self.notes[key] = [sign * count, sign * total]
-            else:
-                note[0] += sign * count
-                note[1] += sign * total
+        # Plain dicts and map(): this runs for every cell of every request a rebuild reads.
+        self.numbers = list(map(operator.add if sign > 0 else operator.sub, self.numbers, other.numbers))
+        if other.notes:
+            notes = self.notes
+            for key, (count, total) in other.notes.items():
+                note = notes.get(key)
+                if note is None:
+                    notes[key] = [sign * count, sign * total]
+                else:
+                    note[0] += sign * count
+                    note[1] += sign * total
+        latency = self.latency
         for slot, events in other.latency.items():
-            self.latency[slot] += sign * events
+            latency[slot] = latency.get(slot, 0) + sign * events
+
+    def copy(self) -> Sums:
+        return Sums(list(self.numbers), {key: list(pair) for key, pair in self.notes.items()}, dict(self.latency))
 
     def is_zero(self) -> bool:
         return (
@@ -186,11 +191,14 @@ def _add_plain(sums: Sums, attempt: Attempt) -> None:
         numbers[_OUTPUT] += attempt.output_tokens
     if attempt.cost_usd:
         numbers[_COST] += attempt.cost_usd
+    latency = sums.latency
     if attempt.duration_ms is not None:
         numbers[_DURATIONS] += 1
-        sums.latency[("duration", bucket_of(attempt.duration_ms))] += 1
+        slot = ("duration", bucket_of(attempt.duration_ms))
+        latency[slot] = latency.get(slot, 0) + 1
     if attempt.ttft_ms is not None:
-        sums.latency[("ttft", bucket_of(attempt.ttft_ms))] += 1
+        slot = ("ttft", bucket_of(attempt.ttft_ms))
+        latency[slot] = latency.get(slot, 0) + 1
 
 
 CellKey = tuple[str, str, int, str]  # (hour_utc, dimension, keyed, key)
@@ -240,8 +248,9 @@ class Totals:
                 cell = (hour, dimension, 0 if key is None else 1, key or "")
                 into = out.get(cell)
                 if into is None:
-                    into = out[cell] = Sums()
-                into.add(sums, 1)
+                    out[cell] = sums.copy()
+                else:
+                    into.add(sums, 1)
         return out
 
 

@@ -125,6 +125,41 @@ async def read_states(db: Fetcher, ids: list[str]) -> dict[str, RequestState]:
     return states
 
 
+_WINDOW = (
+    "FROM requests r WHERE r.datetime_utc >= ? AND r.datetime_utc < ? "
+    "AND NOT EXISTS (SELECT 1 FROM requests n WHERE n.request_id = r.request_id AND n.attempt > r.attempt)"
+)
+_WINDOW_READS = (
+    f"SELECT r.request_id, {', '.join(f'r.{name}' for name in ATTEMPT_COLUMNS)} {_WINDOW}",
+    "SELECT f.target_id, f.rating FROM feedback f JOIN requests r ON f.target_type = 'request' "
+    f"AND f.target_id = r.request_id {_WINDOW[len('FROM requests r ') :]}",
+    "SELECT e.target_id, e.signal, e.rating, COUNT(*) FROM feedback_events e JOIN requests r "
+    "ON e.kind = 'implicit' AND e.target_type = 'request' AND e.target_id = r.request_id "
+    f"{_WINDOW[len('FROM requests r ') :]} GROUP BY 1, 2, 3",
+    f"SELECT s.request_id, s.name, s.value FROM scores s JOIN requests r ON s.request_id = r.request_id "
+    f"{_WINDOW[len('FROM requests r ') :]}",
+    f"SELECT p.request_id, p.key, p.value FROM request_properties p JOIN requests r ON p.request_id = r.request_id "
+    f"{_WINDOW[len('FROM requests r ') :]}",
+)
+
+
+async def window_states(db: Fetcher, from_utc: str, until_utc: str) -> dict[str, RequestState]:
+    """The state of every request whose latest attempt falls in a time window, read by ranges, not by IDs."""
+    reads = [await db.fetch(sql, (from_utc, until_utc)) for sql in _WINDOW_READS]
+    states: dict[str, RequestState] = {}
+    for row in reads[0]:
+        states[row[0]] = RequestState(attempt_from(dict(zip(ATTEMPT_COLUMNS, row[1:], strict=True))))
+    for request_id, rating in reads[1]:
+        states[request_id].rating = bool(rating)
+    for request_id, signal, rating, count in reads[2]:
+        states[request_id].signals[(signal, bool(rating))] += count
+    for request_id, name, value in reads[3]:
+        states[request_id].scores[name] = float(value)
+    for request_id, key, value in reads[4]:
+        states[request_id].properties[key] = value
+    return states
+
+
 def _attempt(op: InsertRequest) -> Attempt:
     values = op.values
     return attempt_from({name: values[index] for name, index in zip(ATTEMPT_COLUMNS, _ATTEMPT_INDEXES, strict=True)})
