@@ -245,6 +245,30 @@ class CloseConsoleSession:
 ConsoleSessionOp = OpenConsoleSession | TouchConsoleSession | CloseConsoleSession
 DatasetOp = CreateDataset | MutateDataset | DeleteDataset | RecordAlerts
 RunOp = RecordRun | ReportRuns
+
+
+@dataclass(slots=True)
+class RebuildRollups:
+    """Recompute the rollups of the hours from ``from_utc`` to ``until_utc`` (hour starts) from the rows."""
+
+    from_utc: str
+    until_utc: str
+
+
+@dataclass(slots=True)
+class SetRollupCoverage:
+    """Every rolled-up dimension's sums are complete from the hour ``from_utc`` ('' for all hours) on."""
+
+    from_utc: str
+
+
+@dataclass(slots=True)
+class RegisterRollups:
+    """Applied when a store opens: note the dimensions it keeps (or, with rollups off, withdraw them all)."""
+
+
+RollupOp = RebuildRollups | SetRollupCoverage | RegisterRollups
+
 WriteOp = (
     InsertRequest
     | PutFeedback
@@ -256,4 +280,5 @@ WriteOp = (
     | DatasetOp
     | RunOp
     | ConsoleSessionOp
+    | RollupOp
 )

@@ -20,7 +20,8 @@ from feedgate.store.dialect import SQLITE, Dialect
 from feedgate.store.migrations import MIGRATIONS, statements
 from feedgate.store.ops import REQUEST_COLUMNS, CacheEntry, InsertRequest, WriteOp
 from feedgate.store.protocol import Store
-from feedgate.store.signals import Lookup, insert_derived_signals
+from feedgate.store.rollups.keeper import RollupKeeper, finish_rollups, open_rollups
+from feedgate.store.signals import Derived, Lookup, insert_derived_signals
 from feedgate.store.sqlite_readers import SqliteReaders
 from feedgate.store.statements import SELECT_CACHE_ENTRIES, apply_other_ops, cache_entry
 from feedgate.store.utc import utc_text
@@ -55,8 +56,10 @@ def sqlite_path(url: str) -> str:
 class SqliteStore(Store):
     dialect: Dialect = SQLITE
 
-    def __init__(self, url: str, *, regenerate_window_s: float = 600.0) -> None:
+    def __init__(self, url: str, *, regenerate_window_s: float = 600.0, rollups: Sequence[str] | None = ()) -> None:
         self.path = sqlite_path(url)
+        # The properties rolled up besides the fixed dimensions; None: rollups off.
+        self.rollups = RollupKeeper(rollups) if rollups is not None else None
         self.regenerate_window = timedelta(seconds=regenerate_window_s)
         self._write: aiosqlite.Connection | None = None
         self._read: aiosqlite.Connection | None = None
@@ -70,9 +73,10 @@ class SqliteStore(Store):
         # about a fifth less CPU per inserted row. It only takes effect on a new, empty database.
         await self._write.execute("PRAGMA page_size=8192")
         await self._write.execute("PRAGMA journal_mode=WAL")
-        await self._migrate(self._write)
+        applied = await self._migrate(self._write)
         self._read = await self._connect()
         self._readers = SqliteReaders(self.path)  # a store opened again after close() gets readers anew
+        await open_rollups(self, self.rollups, build="m010_rollups" in applied)
 
     async def _connect(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
@@ -83,11 +87,12 @@ class SqliteStore(Store):
         await conn.execute("PRAGMA synchronous=NORMAL")
         return conn
 
-    async def _migrate(self, conn: aiosqlite.Connection) -> None:
+    async def _migrate(self, conn: aiosqlite.Connection) -> list[str]:
         await conn.execute(
             "CREATE TABLE IF NOT EXISTS feedgate_migrations (name TEXT PRIMARY KEY, applied_utc TEXT NOT NULL)"
         )
         applied = {row[0] for row in await conn.execute_fetchall("SELECT name FROM feedgate_migrations")}
+        now: list[str] = []
         for step in MIGRATIONS:
             if step.name in applied:
                 continue
@@ -102,6 +107,8 @@ class SqliteStore(Store):
                 await conn.execute("ROLLBACK")
                 raise
             await conn.execute("COMMIT")
+            now.append(step.name)
+        return now
 
     async def close(self) -> None:
         await self._readers.close()
@@ -131,6 +138,8 @@ class SqliteStore(Store):
         try:
             inserts = [op for op in ops if isinstance(op, InsertRequest)]
             db = SqliteExecutor(conn)
+            change = await self.rollups.begin(db, ops) if self.rollups is not None else None
+            derived: list[Derived] = []
             if inserts:
                 fresh = [op.values for op in inserts if op.fresh_id]
                 if fresh:
@@ -147,8 +156,9 @@ class SqliteStore(Store):
                             found[index] = row[0]
                     return found
 
-                await insert_derived_signals(db, inserts, self.regenerate_window, find_previous)
+                derived = await insert_derived_signals(db, inserts, self.regenerate_window, find_previous)
             await apply_other_ops(db, SQLITE, ops)
+            await finish_rollups(self.rollups, db, change, ops, derived)
             await conn.execute("COMMIT")
         except BaseException as exc:
             # SQLite may already have rolled back (a full disk does that): a ROLLBACK would then fail
@@ -212,3 +222,6 @@ class SqliteExecutor:
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         await self.conn.executemany(sql, rows)
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in await self.conn.execute_fetchall(sql, params)]

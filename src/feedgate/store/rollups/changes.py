@@ -15,7 +15,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from feedgate.store.ops import REQUEST_COLUMNS, DeleteScores, InsertRequest, PutFeedback, PutProperty, PutScores, WriteOp
+from feedgate.store.ops import (
+    REQUEST_COLUMNS,
+    DeleteScores,
+    InsertRequest,
+    PutFeedback,
+    PutProperty,
+    PutScores,
+    WriteOp,
+)
 from feedgate.store.rollups.cells import ATTEMPT_COLUMNS, Attempt, RequestState, Totals, attempt_from
 from feedgate.store.rollups.upserts import write_totals
 
@@ -25,14 +33,16 @@ _ATTEMPT_INDEXES = tuple(_COLUMN[name] for name in ATTEMPT_COLUMNS)
 Touching = InsertRequest | PutFeedback | PutScores | DeleteScores | PutProperty
 
 
-class Reader(Protocol):
+class Fetcher(Protocol):
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+
+class Reader(Fetcher, Protocol):
     """The writer's connection, read from inside its transaction."""
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
-
-    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
 
 
 def touched_id(op: WriteOp) -> str | None:
@@ -50,7 +60,7 @@ def _marks(count: int) -> str:
     return ", ".join("?" for _ in range(count))
 
 
-async def _chunks(db: Reader, sql: str, ids: list[str], times: int = 1) -> list[tuple[Any, ...]]:
+async def _chunks(db: Fetcher, sql: str, ids: list[str], times: int = 1) -> list[tuple[Any, ...]]:
     rows: list[tuple[Any, ...]] = []
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start : start + CHUNK]
@@ -60,10 +70,10 @@ async def _chunks(db: Reader, sql: str, ids: list[str], times: int = 1) -> list[
 
 _PROBE = (
     "SELECT target_id FROM feedback_events WHERE target_type = 'request' AND target_id IN ({marks}) "
-    "UNION SELECT request_id FROM scores WHERE request_id IN ({marks}) "
-    "UNION SELECT request_id FROM request_properties WHERE request_id IN ({marks})"
+    "UNION ALL SELECT request_id FROM scores WHERE request_id IN ({marks}) "
+    "UNION ALL SELECT request_id FROM request_properties WHERE request_id IN ({marks})"
 )
-_PROBE_ROWS = "SELECT DISTINCT request_id FROM requests WHERE request_id IN ({marks})"
+_PROBE_ROWS = " UNION ALL SELECT request_id FROM requests WHERE request_id IN ({rows})"
 _ATTEMPTS = f"SELECT request_id, attempt, {', '.join(ATTEMPT_COLUMNS)} FROM requests WHERE request_id IN ({{marks}})"
 _RATINGS = "SELECT target_id, rating FROM feedback WHERE target_type = 'request' AND target_id IN ({marks})"
 _SIGNALS = (
@@ -79,15 +89,23 @@ async def load_states(db: Reader, ids: list[str], probe_rows: list[str]) -> dict
 
     Request rows are only looked for among ``probe_rows`` (an ID the gateway minted has no earlier row).
     """
-    found = {row[0] for row in await _chunks(db, _PROBE, ids, times=3)}
-    if probe_rows:
-        found.update(row[0] for row in await _chunks(db, _PROBE_ROWS, probe_rows))
+    found: set[str] = set()
+    wanted = set(probe_rows)
+    for start in range(0, len(ids), CHUNK):
+        # One query per chunk (each query is a hop to the database's thread): feedback of any kind, and
+        # the earlier rows of the IDs that can have them.
+        chunk = ids[start : start + CHUNK]
+        rows = [request_id for request_id in chunk if request_id in wanted]
+        sql = _PROBE.format(marks=_marks(len(chunk)))
+        if rows:
+            sql += _PROBE_ROWS.format(rows=_marks(len(rows)))
+        found.update(row[0] for row in await db.fetch(sql, [*chunk, *chunk, *chunk, *rows]))
     if not found:
         return {}
     return await read_states(db, sorted(found))
 
 
-async def read_states(db: Reader, ids: list[str]) -> dict[str, RequestState]:
+async def read_states(db: Fetcher, ids: list[str]) -> dict[str, RequestState]:
     """The full state of each of ``ids`` (an empty one when nothing is stored for it)."""
     states = {request_id: RequestState() for request_id in ids}
     latest: dict[str, int] = {}

@@ -11,7 +11,8 @@ COST = NUMBERS.index("cost_usd")
 
 _CELL = "hour_utc, dimension, keyed, key"
 UPSERT_CELLS = (
-    f"INSERT INTO rollup_cells ({_CELL}, {', '.join(NUMBERS)}) VALUES ({', '.join('?' for _ in range(4 + len(NUMBERS)))}) "
+    f"INSERT INTO rollup_cells ({_CELL}, {', '.join(NUMBERS)}) "
+    f"VALUES ({', '.join('?' for _ in range(4 + len(NUMBERS)))}) "
     f"ON CONFLICT ({_CELL}) DO UPDATE SET "
     + ", ".join(f"{name} = rollup_cells.{name} + excluded.{name}" for name in NUMBERS)
 )
@@ -36,7 +37,7 @@ async def write_totals(db: Executor, totals: Totals) -> None:
     latency: list[tuple[Any, ...]] = []
     for cell, sums in totals.cells().items():
         if any(sums.numbers):
-            numbers = [int(value) for value in sums.numbers]
+            numbers: list[int | float] = [int(value) for value in sums.numbers]
             numbers[COST] = float(sums.numbers[COST])
             cells.append((*cell, *numbers))
         notes.extend(
