@@ -21,6 +21,7 @@ import asyncio
 import os
 import statistics
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +29,7 @@ import aiohttp
 from aiohttp import web
 
 from feedgate.app import create_app
+from feedgate.appkeys import SETTINGS
 from feedgate.config import load_settings
 from feedgate.store.sqlite import sqlite_path
 from feedgate.store.utc import utc_text
@@ -89,13 +91,27 @@ def differences(fast: Any, slow: Any, where: str = "") -> tuple[list[str], float
 
 
 async def serve(url: str, properties: list[str], rollups: bool) -> tuple[web.AppRunner, str]:
+    """A gateway on the store; ``rollups=False``: its answers come from rows.
+
+    Both open the store with rollups on: a store opened with ``analysis.rollups=false`` withdraws the
+    rollups' coverage for every instance (nothing would keep them), so the second gateway is told to answer
+    from rows only once its store is open.
+    """
     overrides = {
         "database": {"url": url},
         "server": {"access_log": False},
-        "analysis": {"properties": properties, "rollups": rollups},
+        "analysis": {"properties": properties, "rollups": True},
     }
-    runner = web.AppRunner(create_app(load_settings(environ={}, overrides=overrides)))
+    settings = load_settings(environ={}, overrides=overrides)
+    app = create_app(settings)
+    runner = web.AppRunner(app)
     await runner.setup()
+    if not rollups:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # a started app's state, changed on purpose
+            app[SETTINGS] = settings.model_copy(
+                update={"analysis": settings.analysis.model_copy(update={"rollups": False})}
+            )
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
