@@ -204,3 +204,23 @@ async def test_what_rollups_cannot_answer_comes_from_rows(filled: Store) -> None
     assert (await insights_report(filled, ON, [("model", "o3"), ("by", "user")]))["source"] == "rows"
     assert (await regressions_report(filled, ON, [("session", "x")], now=NOW))["source"] == "rows"
     assert (await stats_report(filled, [("group_by", "model")], OFF))["source"] == "rows"
+
+
+async def test_a_property_rolled_up_later_is_read_from_rows_until_its_sums_are_complete(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'later.db'}"
+    before = load_settings(environ={}, overrides={"database": {"url": url}, "analysis": {"properties": ["feature"]}})
+    store = make_store(before)
+    await store.open()
+    for batch in random_ops(seed=3, start=START, hours=48, requests=60):
+        await store.apply(batch)
+    await store.close()
+    store = make_store(before.model_copy(update={"analysis": ON}))  # tier is rolled up from the next hour on
+    await store.open()
+    try:
+        for since in ([], [("since", at(1.5))]):
+            tier = await stats_report(store, [*since, ("group_by", "property:tier")], ON)
+            feature = await stats_report(store, [*since, ("group_by", "property:feature")], ON)
+            assert (tier["source"], feature["source"]) == ("rows", "rollup")
+            assert tier == {**await stats_report(store, [*since, ("group_by", "property:tier")], OFF), "source": "rows"}
+    finally:
+        await store.close()

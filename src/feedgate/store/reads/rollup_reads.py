@@ -79,14 +79,21 @@ def _where(cells: Cells, hours: Hours) -> Frag:
 
 
 def _query(
-    cells: Cells, hours: Hours, columns: str, table: str, extra: Sequence[str] = (), more: Frag = NOTHING
+    cells: Cells,
+    hours: Hours,
+    columns: str,
+    table: str,
+    extra: Sequence[str] = (),
+    more: Frag = NOTHING,
+    split: Frag | None = None,
 ) -> Frag:
-    """``SELECT k, columns FROM table WHERE ... GROUP BY k, extra``; ``k`` is NULL without a grouping."""
+    """``SELECT k, [w,] columns FROM table WHERE ... more GROUP BY k, [w,] extra``: ``k`` is the group (NULL
+    without a grouping), ``w`` the window (the expression ``split``), ``more`` further conditions."""
     key = _KEYS[cells.by] if cells.by is not None else "NULL"
-    groups = ([key] if cells.by is not None else []) + list(extra)
+    groups = [*([key] if cells.by is not None else []), *(["2"] if split is not None else []), *extra]
     grouping = f" GROUP BY {', '.join(groups)}" if groups else ""
-    head = Frag(f"SELECT {key} AS k, {columns} FROM {table} WHERE ")
-    return head + _where(cells, hours) + more + Frag(grouping)
+    head = Frag(f"SELECT {key} AS k, ") + (split.wrap("", " AS w, ") if split is not None else NOTHING)
+    return head + Frag(f"{columns} FROM {table} WHERE ") + _where(cells, hours) + more + Frag(grouping)
 
 
 @dataclass(slots=True)
@@ -182,19 +189,12 @@ async def windows(
     skipped hour). The "no value" group is left out, as ``window_counts`` does."""
     if hours.empty():
         return {}
-    split = Frag("CASE WHEN hour_utc >= ? THEN 1 ELSE 0 END AS w, ", (recent_from,))
+    split = Frag("CASE WHEN hour_utc >= ? THEN 1 ELSE 0 END", (recent_from,))
     marks = ", ".join("?" for _ in signals) or "NULL"
+    signal_requests = Frag(f" AND kind = 'signal_requests' AND name IN ({marks})", tuple(signals))
     queries = (
-        _windowed(cells, hours, split, "SUM(requests), SUM(positive), SUM(negative)", "rollup_cells", (), Frag("")),
-        _windowed(
-            cells,
-            hours,
-            split,
-            "name, SUM(count)",
-            "rollup_notes",
-            ("name",),
-            Frag(f" AND kind = 'signal_requests' AND name IN ({marks})", tuple(signals)),
-        ),
+        _query(cells, hours, "SUM(requests), SUM(positive), SUM(negative)", "rollup_cells", split=split),
+        _query(cells, hours, "name, SUM(count)", "rollup_notes", ("name",), signal_requests, split),
     )
     numbers_rows, signal_rows = await asyncio.gather(*(store.fetch(q.sql, q.params) for q in queries))
     out: dict[Key, tuple[WindowCounts, WindowCounts]] = {}
@@ -213,12 +213,3 @@ async def windows(
         if count and (counts := slot(k, w)) is not None:
             counts.signal_requests[name] = counts.signal_requests.get(name, 0) + int(count)
     return out
-
-
-def _windowed(
-    cells: Cells, hours: Hours, split: Frag, columns: str, table: str, extra: Sequence[str], more: Frag
-) -> Frag:
-    key = _KEYS[cells.by] if cells.by is not None else "NULL"
-    groups = [*([key] if cells.by is not None else []), "2", *extra]
-    head = Frag(f"SELECT {key} AS k, ") + split + Frag(f"{columns} FROM {table} WHERE ")
-    return head + _where(cells, hours) + more + Frag(f" GROUP BY {', '.join(groups)}")
