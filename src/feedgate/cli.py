@@ -45,6 +45,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "feedgate.commands.requests",
     "feedgate.commands.export",
     "feedgate.commands.demo",
+    "feedgate.commands.prune",
 )
 
 
