@@ -206,6 +206,8 @@ def answer_tool_calls(message: Any) -> list[JSON] | None:
     elif isinstance(message.get("choices"), list):
         first = message["choices"][0] if message["choices"] else None
         msg = first.get("message") if isinstance(first, dict) else None
+        if isinstance(msg, dict) and "tool_calls" not in msg and "function_call" not in msg:
+            return None  # most answers: no need to normalise the text only to find no calls
         reply = _openai_assistant(msg, []) if isinstance(msg, dict) else None
         calls = reply.get("tool_calls", []) if reply is not None else []
     elif message.get("type") == "message":

@@ -23,10 +23,10 @@ from typing import IO, Any
 
 import orjson
 
-from feedgate.analysis.chat_messages import ExportRow
+from feedgate.analysis.chat_messages import ExportRow, to_chat
 from feedgate.analysis.request_rows import annotated
 from feedgate.analysis.response_chains import link_responses
-from feedgate.analysis.training_formats import few_shot, openai_chat_lines, openai_preference_lines, split
+from feedgate.analysis.training_formats import few_shot, openai_chat_line, openai_preference_lines, split
 from feedgate.errors import FilterError
 from feedgate.store.dialect import Frag
 from feedgate.store.protocol import Store
@@ -53,8 +53,7 @@ def _json(raw: Any) -> Any:
 
 
 def export_row(row: dict[str, Any]) -> ExportRow:
-    properties = _json(row["properties_json"]) or {}
-    properties.update(row.get("later_properties", {}))
+    """What the training formats read of a row; its properties, scores, user and time they never read."""
     message = _json(row["response_json"] if row["is_stream"] else row["response_body"])
     return ExportRow(
         request_id=row["request_id"],
@@ -63,11 +62,6 @@ def export_row(row: dict[str, Any]) -> ExportRow:
         request_json=_json(row["request_body"]),
         response_message=message if isinstance(message, dict) else None,
         rating=None if row["rating"] is None else bool(row["rating"]),
-        scores={name: float(value) for name, value in row.get("scores", {}).items()},
-        model=row["model"],
-        user_id=row["user_id"],
-        properties=properties,
-        datetime_utc=row["datetime_utc"],
     )
 
 
@@ -133,8 +127,11 @@ class Export:
 
     def _deduplicable(self, row: ExportRow) -> Iterator[tuple[Any, bytes]]:
         if self.fmt == "openai-chat":
-            for line in openai_chat_lines([row]):
-                yield line, _digest({"messages": line["messages"][:-1], "tools": line.get("tools")})
+            # openai_chat_lines([row]) without its own deduplication key, which this one replaces.
+            chat = to_chat(row)
+            if chat is not None:
+                line = openai_chat_line(chat)
+                yield line, _digest({"messages": chat.input, "tools": line.get("tools")})
         else:
             for example in few_shot([row]):
                 yield example, _digest([example.get("system"), example["input"]])
