@@ -409,7 +409,7 @@ def test_rows_sharing_a_request_convert_alike_through_the_shared_request_side() 
     """An export converts each distinct request body once (``Inputs``): every row that sent it, with its own
     answer, must come out exactly as if converted alone, even when the answer continues a prefill or numbers
     legacy function calls after the request's own."""
-    legacy = [
+    legacy: list[dict[str, Any]] = [
         {"role": "user", "content": "Weather?"},
         {"role": "assistant", "content": None, "function_call": {"name": "get_weather", "arguments": "{}"}},
         {"role": "function", "name": "get_weather", "content": "rain"},
