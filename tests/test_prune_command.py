@@ -14,6 +14,7 @@ import orjson
 from feedgate.config import load_settings
 from feedgate.store import make_store
 from feedgate.store.ops import CreateDataset, PutFeedback
+from pgschema import Schemas
 from test_retention import row
 
 
@@ -96,3 +97,16 @@ def test_a_bad_before_is_a_clear_error(tmp_path: Path) -> None:
     assert "--before" in done.stderr and "90d" in done.stderr and "Traceback" not in done.stderr
     done = prune(url)
     assert done.returncode == 2 and "--before" in done.stderr
+
+
+async def test_prune_on_postgresql_counts_deletes_and_leaves_space_to_autovacuum(pg_schemas: Schemas) -> None:
+    url = pg_schemas.new_url()
+    await seed(url, old=300, new=20)
+    dry = summary(url, "--before", "30d", "--dry-run")
+    assert (dry["requests"], dry["kept_for_datasets"], dry["feedback"]) == (299, 1, 1)
+    done = prune(url, "--before", "30d")
+    assert done.returncode == 0, done.stderr
+    assert "deleted 299 requests" in done.stdout and "autovacuum" in done.stdout
+    assert summary(url, "--before", "30d")["requests"] == 0
+    vacuum = prune(url, "--vacuum")
+    assert vacuum.returncode == 2 and "SQLite" in vacuum.stderr

@@ -56,7 +56,8 @@ def dataset_scope(dataset_id: str) -> Frag:
 async def export_order(store: Store, where: Frag, order: Order, rated_only: bool = False) -> list[int]:
     """Row ids of the matching requests (latest attempts) in export order."""
     rated = " AND EXISTS (SELECT 1 FROM feedback f WHERE f.target_type = 'request' AND f.target_id = r.request_id)"
-    query = Frag(f"SELECT r.id, r.messages_fingerprint, {_RATING} FROM requests r WHERE {LATEST}")
+    rating = _RATING if order == "rating" else "NULL"  # a lookup per row, for the one order that uses it
+    query = Frag(f"SELECT r.id, r.messages_fingerprint, {rating} FROM requests r WHERE {LATEST}")
     query = query + Frag(rated if rated_only else "") + where.wrap(" AND (", ")")
     if order == "conversation":
         query = query + Frag(" AND r.messages_fingerprint IS NOT NULL")
