@@ -8,9 +8,9 @@ rows) over every hour.
 from __future__ import annotations
 
 import random
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from collections.abc import AsyncIterator
 
 import pytest
 

@@ -46,6 +46,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "feedgate.commands.export",
     "feedgate.commands.demo",
     "feedgate.commands.rollups",
+    "feedgate.commands.prune",
 )
 
 

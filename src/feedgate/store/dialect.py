@@ -185,6 +185,10 @@ class Executor(Protocol):
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
 
+    async def changed(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement; the number of rows it inserted, updated or deleted."""
+        ...
+
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """Rows of a query inside the transaction, which sees the transaction's own writes."""
+        """Rows of a query, read inside the transaction (so they see its own writes)."""
         ...

@@ -356,6 +356,13 @@ migration(
 )
 
 
+# Retention (issue #15) keeps requests that a live dataset holds: it asks for each old request whether any
+# dataset item names it, which the (dataset_id, request_id) key cannot answer without a scan.
+_DATASET_ITEMS_BY_REQUEST = "CREATE INDEX dataset_items_request_id ON dataset_items (request_id);"
+
+migration("m011_dataset_items_by_request", sqlite=_DATASET_ITEMS_BY_REQUEST, postgres=_DATASET_ITEMS_BY_REQUEST)
+
+
 def statements(sql: str) -> list[str]:
     """Split a step into statements (the steps hold no semicolons inside literals)."""
     return [part.strip() for part in sql.split(";") if part.strip()]

@@ -290,9 +290,15 @@ class AsyncpgExecutor:
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         await self.conn.executemany(dollar_params(sql), rows)
 
+    async def changed(self, sql: str, params: Sequence[Any] = ()) -> int:
+        status = await self.conn.execute(dollar_params(sql), *params)  # "DELETE 12", "INSERT 0 3"
+        return int(status.rsplit(" ", 1)[-1])
+
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        rows = await self.conn.fetch(dollar_params(sql), *params)
-        return [tuple(plain_value(value) for value in row.values()) for row in rows]
+        return [
+            tuple(plain_value(value) for value in row.values())
+            for row in await self.conn.fetch(dollar_params(sql), *params)
+        ]
 
 
 async def _insert_requests_sql(conn: asyncpg.Connection[asyncpg.Record]) -> str:

@@ -7,6 +7,7 @@ reads never queue behind a large batch and WAL lets them see the last committed 
 from __future__ import annotations
 
 import contextlib
+import logging
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
@@ -18,14 +19,16 @@ import aiosqlite
 from feedgate.errors import RowRejected
 from feedgate.store.dialect import SQLITE, Dialect
 from feedgate.store.migrations import MIGRATIONS, statements
-from feedgate.store.ops import REQUEST_COLUMNS, CacheEntry, InsertRequest, WriteOp
+from feedgate.store.ops import REQUEST_COLUMNS, CacheEntry, InsertRequest, ReclaimSpace, WriteOp
 from feedgate.store.protocol import Store
+from feedgate.store.retention import FREE_PAGES, INCREMENTAL_VACUUM
 from feedgate.store.rollups.keeper import RollupKeeper, finish_rollups, open_rollups
 from feedgate.store.signals import Derived, Lookup, insert_derived_signals
 from feedgate.store.sqlite_readers import SqliteReaders
 from feedgate.store.statements import SELECT_CACHE_ENTRIES, apply_other_ops, cache_entry
 from feedgate.store.utc import utc_text
 
+log = logging.getLogger("feedgate.store")
 _INSERT_FIRST_ATTEMPT = (
     f"INSERT INTO requests (attempt, {', '.join(REQUEST_COLUMNS)}) "
     f"VALUES (1, {', '.join('?' for _ in REQUEST_COLUMNS)})"
@@ -72,6 +75,9 @@ class SqliteStore(Store):
         # 8 KiB pages hold a typical logged exchange (2-3 KiB of bodies) with less overflow-page work:
         # about a fifth less CPU per inserted row. It only takes effect on a new, empty database.
         await self._write.execute("PRAGMA page_size=8192")
+        # Pages freed by pruning go back to the file system in small steps (retention.py); like page_size,
+        # this only takes effect before the first table is created.
+        await self._write.execute("PRAGMA auto_vacuum=INCREMENTAL")
         await self._write.execute("PRAGMA journal_mode=WAL")
         applied = await self._migrate(self._write)
         self._read = await self._connect()
@@ -169,6 +175,24 @@ class SqliteStore(Store):
             if isinstance(exc, _CONTENT_ERRORS):
                 raise RowRejected(f"{type(exc).__name__}: {exc}") from exc
             raise
+        for op in ops:
+            if isinstance(op, ReclaimSpace):
+                await self._reclaim(conn, op)
+
+    async def _reclaim(self, conn: aiosqlite.Connection, op: ReclaimSpace) -> None:
+        """Incremental vacuum, as a transaction of its own after the batch's: a PRAGMA that sqlite3 runs
+        to its end only through executescript, which commits any open transaction first.
+
+        The batch is committed already: a failure here must not make the writer apply it again, so it
+        only leaves the pages for the next step."""
+        try:
+            before = await _free_pages(conn)
+            await conn.executescript(INCREMENTAL_VACUUM.format(pages=int(op.pages)))
+            op.freed = before - await _free_pages(conn)
+        except sqlite3.Error as exc:
+            log.warning(
+                "incremental vacuum failed (%s: %s); the free pages stay for the next prune", type(exc).__name__, exc
+            )
 
     async def request_attempts(self, request_id: str) -> list[dict[str, Any]]:
         rows = await self.reader.execute_fetchall(
@@ -211,6 +235,11 @@ class SqliteStore(Store):
         return [dict(row) for row in rows]
 
 
+async def _free_pages(conn: aiosqlite.Connection) -> int:
+    rows = list(await conn.execute_fetchall(FREE_PAGES))
+    return int(rows[0][0])
+
+
 class SqliteExecutor:
     """The writer connection seen through ``Executor`` (statements written with ``?``)."""
 
@@ -222,6 +251,10 @@ class SqliteExecutor:
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         await self.conn.executemany(sql, rows)
+
+    async def changed(self, sql: str, params: Sequence[Any] = ()) -> int:
+        async with self.conn.execute(sql, params) as cursor:
+            return int(cursor.rowcount)
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return [tuple(row) for row in await self.conn.execute_fetchall(sql, params)]
