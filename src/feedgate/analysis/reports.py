@@ -105,7 +105,13 @@ async def stats_report(
     dim = dimension(store.dialect, single(rest, "group_by", "model") or "model")
     where, properties = _where(store, selection)
     found = await rollup_answers.plan(
-        store, analysis or AnalysisSettings.model_validate({}), selection, [dim.name], selection.since, selection.until
+        store,
+        analysis or AnalysisSettings.model_validate({}),
+        selection,
+        [dim.name],
+        selection.since,
+        selection.until,
+        latency=True,
     )
     if found is not None:
         groups, overall = await rollup_answers.stats(store, found, dim)

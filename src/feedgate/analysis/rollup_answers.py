@@ -28,7 +28,7 @@ from feedgate.store.reads.durations import Sampling
 from feedgate.store.reads.groups import Dimension, GroupCounts, group_counts
 from feedgate.store.reads.rollup_reads import Cells, Hours, Key
 from feedgate.store.reads.windows import Rated, WindowCounts, rated_counts, window_counts
-from feedgate.store.rollups.cells import bucket_of
+from feedgate.store.rollups.cells import UNTIMED_DIMENSIONS, bucket_of
 
 # The edges are at most a few hours: their durations are all fetched, so the histogram counts every one.
 EVERY_DURATION = Sampling(exact_max=2**62)
@@ -52,13 +52,18 @@ async def plan(
     since: str | None,
     until: str | None,
     cuts: Sequence[str] = (),
+    *,
+    latency: bool = False,
 ) -> RollupPlan | None:
     """How to answer ``groups`` (dimension names; ``None``: overall) over ``[since, until)`` from rollups,
     or ``None`` when the rows must answer (``analysis.rollups`` off, a filter or grouping they cannot answer,
-    a dimension not complete over the range)."""
+    a dimension not complete over the range). ``latency``: the answer needs percentiles, which the dimensions
+    kept without histograms (``user``) cannot give."""
     if not analysis.rollups or rollup_plan.equalities(selection) is None:
         return None
     usable = rollup_plan.readable(await rollup_reads.coverage(store), analysis.properties, since)
+    if latency:
+        usable -= set(UNTIMED_DIMENSIONS)
     cells: dict[str | None, Cells] = {}
     for group in groups:
         found = rollup_plan.cells_for(selection, group, usable)
