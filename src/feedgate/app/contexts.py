@@ -41,6 +41,7 @@ from feedgate.proxy.features.cache_backend import CacheBackend, RedisCache, Stor
 from feedgate.proxy.features.shared_state import RedisState, SharedState, open_shared_state
 from feedgate.proxy.features.supervisor_state import SupervisorState
 from feedgate.store import make_store
+from feedgate.store.bodies import BodyPacker
 from feedgate.store.pending import sweep_once
 from feedgate.store.runs import BEAT_S
 from feedgate.store.spool import Spool, recover
@@ -87,7 +88,13 @@ async def store_ctx(metrics: Metrics | None, tracing: Tracing | None, app: web.A
         leftover = spool.open()
     writer: Writer[Exchange] = Writer(
         store,
-        row_builder(app[PRICES], settings.database.max_decoded_answer_bytes, metrics, tracing),
+        row_builder(
+            app[PRICES],
+            settings.database.max_decoded_answer_bytes,
+            metrics,
+            tracing,
+            BodyPacker(settings.log.stream_events, settings.log.request_body_compress_over_bytes),
+        ),
         queue_size=settings.database.queue_size,
         queue_max_bytes=settings.database.queue_max_bytes,
         batch_max=settings.database.batch_max,

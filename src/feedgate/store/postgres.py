@@ -28,6 +28,7 @@ from asyncpg.exceptions._base import DataError as ArgumentError
 
 from feedgate.config import mask_url
 from feedgate.errors import RowRejected, StoreUnreachable
+from feedgate.store.bodies import decoded_rows
 from feedgate.store.dialect import POSTGRES, Dialect, dollar_params, plain_value
 from feedgate.store.migrations import MIGRATIONS, statements
 from feedgate.store.ops import REQUEST_COLUMNS, CacheEntry, InsertRequest, WriteOp
@@ -227,7 +228,7 @@ class PostgresStore(Store):
 
     async def request_attempts(self, request_id: str) -> list[dict[str, Any]]:
         rows = await self.reader.fetch("SELECT * FROM requests WHERE request_id = $1 ORDER BY attempt", request_id)
-        return [dict(row) for row in rows]
+        return decoded_rows(dict(row) for row in rows)
 
     async def requests_exist(self, request_ids: Sequence[str]) -> set[str]:
         if not request_ids:

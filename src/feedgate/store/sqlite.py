@@ -16,6 +16,7 @@ from typing import Any
 import aiosqlite
 
 from feedgate.errors import RowRejected
+from feedgate.store.bodies import decoded_rows
 from feedgate.store.dialect import SQLITE, Dialect
 from feedgate.store.migrations import MIGRATIONS, statements
 from feedgate.store.ops import REQUEST_COLUMNS, CacheEntry, InsertRequest, WriteOp
@@ -164,7 +165,7 @@ class SqliteStore(Store):
         rows = await self.reader.execute_fetchall(
             "SELECT * FROM requests WHERE request_id = ? ORDER BY attempt", (request_id,)
         )
-        return [dict(row) for row in rows]
+        return decoded_rows(dict(row) for row in rows)
 
     async def requests_exist(self, request_ids: Sequence[str]) -> set[str]:
         if not request_ids:

@@ -14,6 +14,9 @@ from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Literal
 
+from zstandard import ZstdDecompressor
+
+from feedgate.store.bodies import decoded_row
 from feedgate.store.dialect import Frag
 from feedgate.store.ops import REQUEST_COLUMNS
 from feedgate.store.protocol import Store
@@ -39,6 +42,8 @@ NARROW_COLUMNS = [
     "method",
     "api",
     "response_id",
+    "request_body_encoding",
+    "response_body_encoding",
 ]
 FULL_COLUMNS = ["id", "attempt", *REQUEST_COLUMNS]
 _RATING = "(SELECT f.rating FROM feedback f WHERE f.target_type = 'request' AND f.target_id = r.request_id)"
@@ -77,7 +82,8 @@ async def _chunk(store: Store, part: list[int], columns: list[str]) -> list[dict
         part,
     )
     names = [*columns, "rating", "comment", "rated_utc"]
-    by_id = {row[0]: dict(zip(names, row, strict=True)) for row in rows}
+    decompressor = ZstdDecompressor()
+    by_id = {row[0]: decoded_row(dict(zip(names, row, strict=True)), decompressor) for row in rows}
     found = [by_id[row_id] for row_id in part if row_id in by_id]
     request_ids = [row["request_id"] for row in found]
     if not request_ids:
@@ -126,6 +132,8 @@ RESPONSE_COLUMNS = [
     "request_body",
     "response_body",
     "response_json",
+    "request_body_encoding",
+    "response_body_encoding",
 ]
 
 
@@ -143,6 +151,6 @@ async def rows_by_response_id(store: Store, response_ids: Sequence[str]) -> dict
             part,
         )
         for row in rows:
-            found = dict(zip(RESPONSE_COLUMNS, row, strict=True))
+            found = decoded_row(dict(zip(RESPONSE_COLUMNS, row, strict=True)))
             out.setdefault(found["response_id"], []).append(found)
     return out

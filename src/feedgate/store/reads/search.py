@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from feedgate.store.bodies import decoded_rows
 from feedgate.store.dialect import Dialect, Frag
 from feedgate.store.protocol import Store
 from feedgate.store.reads.groups import LATEST
@@ -88,4 +89,4 @@ async def _rows(store: Store, row_ids: list[int]) -> list[dict[str, Any]]:
         return []
     marks = ", ".join("?" for _ in row_ids)
     sql = f"SELECT r.* FROM requests r WHERE r.id IN ({marks}) ORDER BY r.datetime_utc DESC, r.id DESC"
-    return await store.query(sql, row_ids)
+    return decoded_rows(await store.query(sql, row_ids))
