@@ -13,9 +13,12 @@ import zstandard
 from conftest import Gateway, GatewayFactory
 from console_client import console, text_of
 from feedgate.appkeys import STORE
+from feedgate.store.bodies import BodyPacker
+from feedgate.store.dialect import Frag
 from feedgate.store.ops import REQUEST_COLUMNS, InsertRequest
 from feedgate.store.protocol import Store
 from feedgate.store.reads.export_rows import export_rows
+from feedgate.store.reads.search import adjacent_match, search_before
 
 FILLER = " ".join(f"background fact number {n} about the project." for n in range(400))  # ~18 KB
 BIG_CHAT = {
@@ -162,3 +165,39 @@ async def test_rows_written_before_the_encodings_still_read(store: Store) -> Non
     assert bytes(attempt["response_body"]) == b'data: {"choices": []}\n\ndata: [DONE]\n\n'
     [[exported_row]] = [chunk async for chunk in export_rows(store, [attempt["id"]], full=True)]
     assert bytes(exported_row["request_body"]) == orjson.dumps(BIG_CHAT)
+
+
+def packed_row(request_id: str, seconds: int, body: bytes, answer: str) -> InsertRequest:
+    """A row whose request body the writer stored compressed."""
+    row = old_row(request_id)
+    values = dict(zip(REQUEST_COLUMNS, row.values, strict=True))
+    packed, encoding = BodyPacker(request_over_bytes=1000).request(body)
+    assert encoding == "zstd"
+    values.update(
+        datetime_utc=f"2026-01-02T03:04:{seconds:02d}.000000Z",
+        request_body=packed,
+        request_body_encoding=encoding,
+        response_text=answer,
+    )
+    return InsertRequest(tuple(values[name] for name in REQUEST_COLUMNS))
+
+
+async def test_the_text_search_finds_words_in_compressed_request_bodies(store: Store) -> None:
+    needle_body = orjson.dumps({"messages": [{"role": "user", "content": FILLER + " The Walrus sleeps."}]})
+    await store.apply(
+        [
+            packed_row("big-walrus", 1, needle_body, "ok"),
+            packed_row("big-other", 2, orjson.dumps(BIG_CHAT), "no match here"),
+            packed_row("answer-walrus", 3, orjson.dumps(BIG_CHAT), "a WALRUS answer"),
+            old_row("plain"),
+        ]
+    )
+    everything = Frag("1 = 1")
+    found = await search_before(store, everything, "walrus", None, 10)
+    assert [row["request_id"] for row in found.rows] == ["answer-walrus", "big-walrus"]
+    assert found.rows[1]["request_body"] == needle_body  # decoded for the list, as every read is
+    first = await search_before(store, everything, "walrus", None, 1)
+    assert [row["request_id"] for row in first.rows] == ["answer-walrus"]
+    position = (str(first.rows[0]["datetime_utc"]), int(first.rows[0]["id"]))
+    assert await adjacent_match(store, everything, "WALRUS", position, newer=False) == "big-walrus"
+    assert await adjacent_match(store, everything, "walrus", position, newer=True) is None

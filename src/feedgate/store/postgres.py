@@ -18,7 +18,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -253,7 +253,7 @@ class PostgresStore(Store):
 
     async def stream(
         self, sql: str, params: Sequence[Any] = (), batch: int = 500
-    ) -> AsyncIterator[list[dict[str, Any]]]:
+    ) -> AsyncGenerator[list[dict[str, Any]], None]:
         """Rows in batches from a server-side cursor, so an export of any size holds one batch in memory."""
         async with self.reader.acquire() as conn, conn.transaction(readonly=True):
             cursor = await conn.cursor(dollar_params(sql), *params)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -193,7 +193,9 @@ class SqliteStore(Store):
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return await self._readers.fetch(sql, params)
 
-    def stream(self, sql: str, params: Sequence[Any] = (), batch: int = 500) -> AsyncIterator[list[dict[str, Any]]]:
+    def stream(
+        self, sql: str, params: Sequence[Any] = (), batch: int = 500
+    ) -> AsyncGenerator[list[dict[str, Any]], None]:
         return self._readers.stream(sql, params, batch)
 
     async def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
