@@ -94,6 +94,9 @@ async def test_compressed_stream_and_large_request_read_back_as_sent(
     assert api["request_body"] == BIG_CHAT
     assert api["response_events"] == events.decode() and api["response_events_kept"] is True
     assert api["response_body"]["choices"][0]["message"]["content"] == "the answer"
+    async with http.post(f"{gateway.v1}/request/query", json={"filter": "all", "limit": 5}) as r:
+        [queried] = (await r.json())["data"]
+    assert queried["request_body"] == BIG_CHAT and queried["response_events"] == events.decode()
     [line] = await exported(gateway, http, "jsonl")
     assert line["request_body"] == BIG_CHAT and line["response_events"] == events.decode()
     [chat_line] = await exported(gateway, http, "openai-chat")
