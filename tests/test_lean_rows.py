@@ -142,7 +142,7 @@ async def test_stream_events_raw_keeps_bytes_as_today(on_either: GatewayFactory,
 
 
 def old_row(request_id: str) -> InsertRequest:
-    """A row as written before m011: no encoding (the columns read NULL, as ALTER TABLE leaves them)."""
+    """A row as written before m012: no encoding (the columns read NULL, as ALTER TABLE leaves them)."""
     values: dict[str, Any] = dict.fromkeys(REQUEST_COLUMNS)
     values.update(
         request_id=request_id,

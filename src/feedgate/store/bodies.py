@@ -1,9 +1,9 @@
 """How a row's bodies are kept, and the one way to read them back (``request_body``, ``response_body``).
 
 A row's bodies are the bytes as sent, unless its ``request_body_encoding`` / ``response_body_encoding`` says
-otherwise (migration m011): ``zstd`` (compressed, decoded on every read) or, for a stream's answer only,
+otherwise (migration m012): ``zstd`` (compressed, decoded on every read) or, for a stream's answer only,
 ``dropped`` (``log.stream_events: none``: the raw events were not kept; the reassembled message in
-``response_json`` is the record). NULL means as sent, which is every row written before m011. The encoding is
+``response_json`` is the record). NULL means as sent, which is every row written before m012. The encoding is
 always read from its column, never guessed from the bytes: a body may itself start with zstd's magic number.
 
 ``BodyPacker`` encodes as the writer builds a row; ``decoded_row`` / ``decoded_rows`` decode whatever a store

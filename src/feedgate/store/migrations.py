@@ -304,7 +304,7 @@ migration("m009_console_sessions", sqlite=_CONSOLE_SESSIONS, postgres=_CONSOLE_S
 # in response_json is the record. Written by the writer, never guessed from a body's bytes. No index: the
 # columns are read with their row, never searched.
 migration(
-    "m011_body_encodings",
+    "m012_body_encodings",
     sqlite="ALTER TABLE requests ADD COLUMN request_body_encoding TEXT; "
     "ALTER TABLE requests ADD COLUMN response_body_encoding TEXT;",
 )
