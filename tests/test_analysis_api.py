@@ -12,6 +12,7 @@ from aiohttp import web
 from analysis_data import ago, known_dataset, rate, row, signal
 from conftest import Gateway, GatewayFactory
 from fakes import serve_app
+from feedgate.analysis.rollup_plan import ERROR_BOUND
 from feedgate.analysis.stats import percentile
 from feedgate.appkeys import WRITER
 from feedgate.store.ops import WriteOp
@@ -32,11 +33,17 @@ async def get(http: aiohttp.ClientSession, url: str, **params: Any) -> tuple[int
         return r.status, await r.json()
 
 
-async def test_stats_by_model_exact(gateway: Gateway, http: aiohttp.ClientSession) -> None:
+@pytest.mark.parametrize("rollups", [True, False])
+async def test_stats_by_model_exact(make_gateway: GatewayFactory, http: aiohttp.ClientSession, rollups: bool) -> None:
+    """The same figures from the rollups as from the rows; latency percentiles exact from rows, and within
+    the histograms' bound from rollups."""
+    gateway = await make_gateway(analysis={"rollups": rollups})
     await load(gateway, known_dataset())
     status, body = await get(http, f"{gateway.v1}/feedback/stats", group_by="model")
     assert status == 200 and body["error"] is None
     data = body["data"]
+    assert data["source"] == ("rollup" if rollups else "rows")
+    bound = ERROR_BOUND if rollups else 1e-12
     groups = {g["key"]: g for g in data["groups"]}
     assert [g["key"] for g in data["groups"]] == ["gpt-4o", "claude-sonnet-4-5"]  # by requests, descending
     a, b, overall = groups["gpt-4o"], groups["claude-sonnet-4-5"], data["overall"]
@@ -47,17 +54,22 @@ async def test_stats_by_model_exact(gateway: Gateway, http: aiohttp.ClientSessio
     assert a["scores"] == {"helpfulness": 0.75}
     assert a["cost_usd"] == 1.25  # the superseded attempts' costs are not counted
     durations = [100.0 * i for i in range(1, 11)]
-    assert a["duration_ms_p50"] == 550.0 == percentile(durations, 50)
-    assert a["duration_ms_p95"] == percentile(durations, 95) == pytest.approx(955.0)
+    assert a["duration_ms_p50"] == pytest.approx(550.0, rel=bound) and percentile(durations, 50) == 550.0
+    assert (
+        a["duration_ms_p95"] == pytest.approx(percentile(durations, 95), rel=bound) == pytest.approx(955.0, rel=bound)
+    )
     assert (b["requests"], b["rated"], b["positive"], b["negative"]) == (5, 4, 1, 3)
     assert (b["positive_rate_low"], b["positive_rate_high"]) == pytest.approx(WILSON_1_OF_4, rel=1e-12)
     assert b["signals"] == {} and b["scores"] == {} and b["cost_usd"] == 1.0
-    assert b["duration_ms_p50"] == 70.0 and b["duration_ms_p95"] == pytest.approx(88.0)
+    assert b["duration_ms_p50"] == pytest.approx(70.0, rel=bound) and b["duration_ms_p95"] == pytest.approx(
+        88.0, rel=bound
+    )
     assert (overall["requests"], overall["rated"], overall["positive"], overall["negative"]) == (15, 12, 7, 5)
     assert (overall["positive_rate_low"], overall["positive_rate_high"]) == pytest.approx(WILSON_7_OF_12, rel=1e-12)
     assert overall["cost_usd"] == 2.25 and overall["key"] is None
     every = durations + [50.0, 60.0, 70.0, 80.0, 90.0]
-    assert overall["duration_ms_p50"] == percentile(every, 50) and overall["duration_ms_p95"] == percentile(every, 95)
+    assert overall["duration_ms_p50"] == pytest.approx(percentile(every, 50), rel=bound)
+    assert overall["duration_ms_p95"] == pytest.approx(percentile(every, 95), rel=bound)
 
 
 async def test_stats_other_dimensions_and_filters(gateway: Gateway, http: aiohttp.ClientSession) -> None:

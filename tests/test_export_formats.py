@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from feedgate.analysis.chat_messages import ExportRow, to_chat_messages
+from feedgate.analysis.chat_messages import ExportRow, Inputs, to_chat, to_chat_messages
 from feedgate.analysis.training_formats import few_shot, openai_chat_lines, openai_preference_lines, split
 
 ROLES = {"system", "user", "assistant", "tool"}
@@ -403,3 +403,33 @@ def test_sdk_model_dumps_are_understood() -> None:
     an_result = to_chat_messages(an_row("a", {"messages": user, "tools": [ANTHROPIC_TOOL]}, an))
     oa_result = to_chat_messages(oa_row("o", user, oa, tools=[OPENAI_TOOL]))
     assert an_result == oa_result == to_chat_messages(OA_CALLS_TOOL)
+
+
+def test_rows_sharing_a_request_convert_alike_through_the_shared_request_side() -> None:
+    """An export converts each distinct request body once (``Inputs``): every row that sent it, with its own
+    answer, must come out exactly as if converted alone, even when the answer continues a prefill or numbers
+    legacy function calls after the request's own."""
+    legacy: list[dict[str, Any]] = [
+        {"role": "user", "content": "Weather?"},
+        {"role": "assistant", "content": None, "function_call": {"name": "get_weather", "arguments": "{}"}},
+        {"role": "function", "name": "get_weather", "content": "rain"},
+    ]
+    legacy_answer = completion(None)
+    legacy_answer["choices"][0]["message"]["function_call"] = {"name": "get_weather", "arguments": '{"city":"Oslo"}'}
+    prefill = {"messages": [{"role": "user", "content": "Name a cat"}, {"role": "assistant", "content": "Its name"}]}
+    groups = [
+        [oa_row("l1", legacy, legacy_answer), oa_row("l2", legacy, completion("Rain."))],
+        [
+            an_row("p1", prefill, anthropic_message({"type": "text", "text": " is Tom."})),
+            an_row("p2", prefill, anthropic_message()),
+        ],
+        [an_row("p3", prefill, anthropic_message({"type": "text", "text": " is Kit."}))],
+        *([row] for row in ALL_ROWS),
+    ]
+    for group in groups:
+        inputs = Inputs()
+        for row in group * 2:  # each row twice: the second time every request side comes from the memo
+            shared = ExportRow(row.request_id, row.provider, row.path, group[0].request_json, row.response_message)
+            assert to_chat(shared, inputs) == to_chat(row), row.request_id
+    assert to_chat(groups[1][0], Inputs()).answer == {"role": "assistant", "content": "Its name is Tom."}  # type: ignore[union-attr]
+    assert prefill["messages"][-1] == {"role": "assistant", "content": "Its name"}  # the request is left as it was

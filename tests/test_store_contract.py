@@ -130,6 +130,9 @@ async def test_blank_database_migrates_to_the_expected_schema(store: Store) -> N
     for table, expected in EXPECTED_COLUMNS.items():
         assert await columns(store, table) == expected, table
     assert await indexes(store, "requests") == EXPECTED_REQUEST_INDEXES
+    assert "dataset_items_request_id" in await indexes(store, "dataset_items")  # retention's dataset check
+    if not isinstance(store, PostgresStore):  # pruned pages go back to the file system in small steps
+        assert (await query(store, "PRAGMA auto_vacuum"))[0]["auto_vacuum"] == 2
     await store.ping()
     assert await store.count_requests() == 0
 

@@ -45,6 +45,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "feedgate.commands.requests",
     "feedgate.commands.export",
     "feedgate.commands.demo",
+    "feedgate.commands.rollups",
+    "feedgate.commands.prune",
 )
 
 

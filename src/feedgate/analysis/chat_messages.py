@@ -40,7 +40,17 @@ from feedgate.analysis.chat_parts import (
 )
 from feedgate.analysis.responses_messages import EarlierTurn, response_tool_calls, responses_chat
 
-__all__ = ["JSON", "Chat", "EarlierTurn", "ExportRow", "answer_tool_calls", "join_text", "to_chat", "to_chat_messages"]
+__all__ = [
+    "JSON",
+    "Chat",
+    "EarlierTurn",
+    "ExportRow",
+    "answer_tool_calls",
+    "join_text",
+    "Inputs",
+    "to_chat",
+    "to_chat_messages",
+]
 
 
 @dataclass(slots=True)
@@ -88,11 +98,12 @@ def _openai_assistant(msg: JSON, legacy_ids: list[str]) -> JSON | None:
     return assistant_message(content, calls)
 
 
-def _openai_chat(req: JSON, resp: JSON) -> Chat | None:
-    choices = resp.get("choices")
-    first = choices[0] if isinstance(choices, list) and choices else None
-    if not isinstance(first, dict) or not isinstance(first.get("message"), dict):
-        return None
+# What a dialect makes of a request alone: input messages, the ids given to legacy function calls (the answer's
+# own continue from them), tools, parallel_tool_calls. Rows that sent the same body share it (``Inputs``).
+RequestSide = tuple[list[JSON], list[str], list[JSON] | None, bool | None]
+
+
+def _openai_input(req: JSON) -> RequestSide:
     legacy_ids: list[str] = []
     messages: list[JSON] = []
     for m in as_list(req.get("messages")):
@@ -113,12 +124,21 @@ def _openai_chat(req: JSON, resp: JSON) -> Chat | None:
             call_id = m.get("tool_call_id") or (legacy_ids[-1] if legacy_ids else "call_0")
             text = join_text(m.get("content"), "\n") or ""
             messages.append({"role": "tool", "tool_call_id": str(call_id), "content": text})
-    answer = _openai_assistant(first["message"], legacy_ids)
-    if answer is None:
-        return None
     tools = function_tools(req.get("tools")) + function_tools(req.get("functions"))
     ptc = req.get("parallel_tool_calls")
-    return Chat(messages, answer, tools or None, ptc if isinstance(ptc, bool) else None)
+    return messages, legacy_ids, tools or None, ptc if isinstance(ptc, bool) else None
+
+
+def _openai_chat(req: JSON, resp: JSON, inputs: Inputs | None = None) -> Chat | None:
+    choices = resp.get("choices")
+    first = choices[0] if isinstance(choices, list) and choices else None
+    if not isinstance(first, dict) or not isinstance(first.get("message"), dict):
+        return None
+    messages, legacy_ids, tools, ptc = inputs.side("openai", req) if inputs is not None else _openai_input(req)
+    answer = _openai_assistant(first["message"], list(legacy_ids))
+    if answer is None:
+        return None
+    return Chat(messages, answer, tools, ptc)
 
 
 # --- Anthropic dialect ----------------------------------------------------------------
@@ -141,7 +161,7 @@ def _anthropic_assistant(blocks: Any) -> tuple[str | None, list[JSON]]:
     return ("".join(texts) if texts else None), calls
 
 
-def _anthropic_chat(req: JSON, resp: JSON) -> Chat | None:
+def _anthropic_input(req: JSON) -> RequestSide:
     messages: list[JSON] = []
     system = join_text(req.get("system"), "\n\n")
     if system is not None:
@@ -167,29 +187,59 @@ def _anthropic_chat(req: JSON, resp: JSON) -> Chat | None:
             user_content = parts(rest)
             if user_content is not None:
                 messages.append({"role": "user", "content": user_content})
-    text, calls = _anthropic_assistant(resp.get("content"))
-    if messages and messages[-1]["role"] == "assistant" and "tool_calls" not in messages[-1]:
-        text = messages.pop()["content"] + (text or "")  # prefill: the answer continues it
-    if not text and not calls:
-        return None
     tools = function_tools(req.get("tools"))
     choice = req.get("tool_choice")
     disable = choice.get("disable_parallel_tool_use") if isinstance(choice, dict) else None
-    return Chat(
-        messages, assistant_message(text, calls), tools or None, (not disable) if isinstance(disable, bool) else None
-    )
+    return messages, [], tools or None, (not disable) if isinstance(disable, bool) else None
 
 
-def to_chat(row: ExportRow) -> Chat | None:
+def _anthropic_chat(req: JSON, resp: JSON, inputs: Inputs | None = None) -> Chat | None:
+    messages, _, tools, parallel = inputs.side("anthropic", req) if inputs is not None else _anthropic_input(req)
+    text, calls = _anthropic_assistant(resp.get("content"))
+    if messages and messages[-1]["role"] == "assistant" and "tool_calls" not in messages[-1]:
+        # Prefill: the answer continues it. Sliced, not popped: the request side may be shared (Inputs).
+        text = messages[-1]["content"] + (text or "")
+        messages = messages[:-1]
+    if not text and not calls:
+        return None
+    return Chat(messages, assistant_message(text, calls), tools, parallel)
+
+
+class Inputs:
+    """The request sides converted so far, by request body, for an export that meets the same conversation in
+    many rows: each is converted once. The parsed body is held with its result, so its id stays its own;
+    bounded, so memory stays flat. Rows sharing one must treat it as read-only, as every format does."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._sides: dict[tuple[str, int], tuple[JSON, RequestSide]] = {}
+
+    def side(self, dialect: str, req: JSON) -> RequestSide:
+        found = self._sides.get((dialect, id(req)))
+        if found is not None and found[0] is req:
+            return found[1]
+        side = _openai_input(req) if dialect == "openai" else _anthropic_input(req)
+        if len(self._sides) >= self.size:
+            self._sides.clear()
+        self._sides[(dialect, id(req))] = (req, side)
+        return side
+
+    def clear(self) -> None:
+        self._sides.clear()
+
+
+def to_chat(row: ExportRow, inputs: Inputs | None = None) -> Chat | None:
+    """The row as chat messages; ``inputs`` shares the conversion of a request body among the rows that sent it
+    (they must hold the same parsed object: ``export_run`` parses each distinct body once)."""
     req, resp = row.request_json, row.response_message
     if not isinstance(req, dict) or not isinstance(resp, dict):
         return None
     if resp.get("object") == "response":
         chat = responses_chat(req, resp, row.earlier)
     elif isinstance(resp.get("choices"), list):
-        chat = _openai_chat(req, resp)
+        chat = _openai_chat(req, resp, inputs)
     elif resp.get("type") == "message" or (resp.get("role") == "assistant" and "content" in resp):
-        chat = _anthropic_chat(req, resp)
+        chat = _anthropic_chat(req, resp, inputs)
     else:
         return None  # embeddings, errors, legacy completions, unknown shapes
     if chat is None or not any(m["role"] == "user" for m in chat.input):
@@ -206,6 +256,8 @@ def answer_tool_calls(message: Any) -> list[JSON] | None:
     elif isinstance(message.get("choices"), list):
         first = message["choices"][0] if message["choices"] else None
         msg = first.get("message") if isinstance(first, dict) else None
+        if isinstance(msg, dict) and not msg.get("tool_calls") and not msg.get("function_call"):
+            return None  # most answers: no need to normalise the text only to find no calls
         reply = _openai_assistant(msg, []) if isinstance(msg, dict) else None
         calls = reply.get("tool_calls", []) if reply is not None else []
     elif message.get("type") == "message":

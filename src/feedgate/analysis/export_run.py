@@ -23,10 +23,10 @@ from typing import IO, Any
 
 import orjson
 
-from feedgate.analysis.chat_messages import ExportRow
+from feedgate.analysis.chat_messages import JSON, Chat, ExportRow, Inputs, to_chat
 from feedgate.analysis.request_rows import annotated
 from feedgate.analysis.response_chains import link_responses
-from feedgate.analysis.training_formats import few_shot, openai_chat_lines, openai_preference_lines, split
+from feedgate.analysis.training_formats import few_shot, openai_chat_line, openai_preference_lines, split
 from feedgate.errors import FilterError
 from feedgate.store.dialect import Frag
 from feedgate.store.protocol import Store
@@ -35,6 +35,7 @@ from feedgate.store.reads.export_rows import export_order, export_rows
 FORMATS = ("openai-chat", "openai-preference", "few-shot", "jsonl")
 _ORDER = {"openai-chat": "rating", "few-shot": "rating", "openai-preference": "conversation", "jsonl": "time"}
 Progress = Callable[[int, int], None]
+_MAX_KEYS = 8192
 
 
 def check_format(fmt: str | None) -> str:
@@ -52,27 +53,69 @@ def _json(raw: Any) -> Any:
         return None
 
 
-def export_row(row: dict[str, Any]) -> ExportRow:
-    properties = _json(row["properties_json"]) or {}
-    properties.update(row.get("later_properties", {}))
+class Bodies:
+    """Request bodies parsed once per distinct body, so the rows that sent the same conversation share one
+    parsed object and, through ``inputs``, one conversion. Bounded by the bytes held: memory stays flat."""
+
+    def __init__(self, max_bytes: int = 16 * 1024 * 1024) -> None:
+        self.max_bytes = max_bytes
+        self.inputs = Inputs()
+        self._parsed: dict[bytes, Any] = {}
+        self._keys: dict[int, tuple[list[JSON], bytes]] = {}
+        self._held = 0
+
+    def parse(self, raw: Any) -> Any:
+        if raw is None:
+            return None
+        key = bytes(raw)
+        if key in self._parsed:
+            return self._parsed[key]
+        if self._held + len(key) > self.max_bytes:
+            self._parsed.clear()
+            self._keys.clear()
+            self.inputs.clear()
+            self._held = 0
+        value = self._parsed[key] = _json(key)
+        self._held += len(key)
+        return value
+
+    def input_key(self, chat: Chat, line: JSON) -> bytes:
+        """``_input_digest``, once per shared request side: its messages list is the same object (held here,
+        so its id is not reused), and its tools come with it."""
+        found = self._keys.get(id(chat.input))
+        if found is not None and found[0] is chat.input:
+            return found[1]
+        key = _input_digest(chat, line)
+        if len(self._keys) >= _MAX_KEYS:  # inputs not shared (a prefilled answer's) would pile up
+            self._keys.clear()
+        self._keys[id(chat.input)] = (chat.input, key)
+        return key
+
+
+def export_row(row: dict[str, Any], bodies: Bodies | None = None) -> ExportRow:
+    """What the training formats read of a row; its properties, scores, user and time they never read.
+
+    With ``bodies``, equal request bodies share a parsed object, except a Responses call's: its request may
+    be filled in from the log (``response_chains.py``)."""
     message = _json(row["response_json"] if row["is_stream"] else row["response_body"])
+    share = bodies is not None and row["api"] != "responses"
     return ExportRow(
         request_id=row["request_id"],
         provider=row["provider"],
         path=row["path"],
-        request_json=_json(row["request_body"]),
+        request_json=bodies.parse(row["request_body"]) if share and bodies is not None else _json(row["request_body"]),
         response_message=message if isinstance(message, dict) else None,
         rating=None if row["rating"] is None else bool(row["rating"]),
-        scores={name: float(value) for name, value in row.get("scores", {}).items()},
-        model=row["model"],
-        user_id=row["user_id"],
-        properties=properties,
-        datetime_utc=row["datetime_utc"],
     )
 
 
 def _digest(value: Any) -> bytes:
     return hashlib.blake2b(orjson.dumps(value, option=orjson.OPT_SORT_KEYS), digest_size=16).digest()
+
+
+def _input_digest(chat: Chat, line: JSON) -> bytes:
+    """What makes two openai-chat lines repeats of one input: the messages before the answer, and tools."""
+    return _digest({"messages": chat.input, "tools": line.get("tools")})
 
 
 def _line(value: Any) -> bytes:
@@ -98,6 +141,8 @@ class Export:
 
     async def lines(self) -> AsyncIterator[bytes]:
         seen: set[bytes] = set()
+        # Only openai-chat shares parsed bodies: its conversion treats them as read-only (chat_messages.Inputs).
+        bodies = Bodies() if self.fmt == "openai-chat" else None
         group: list[ExportRow] = []
         group_key: str | None = None
         async for rows in export_rows(self.store, self.ids, full=self.fmt == "jsonl"):
@@ -106,7 +151,7 @@ class Export:
                     yield self._count(_line(_full(row)))
                 self._read(len(rows))
                 continue
-            pairs = [(row, export_row(row)) for row in rows]
+            pairs = [(row, export_row(row, bodies)) for row in rows]
             await link_responses(self.store, pairs)
             for row, exported in pairs:
                 if self.fmt == "openai-preference":
@@ -116,7 +161,7 @@ class Export:
                         group, group_key = [], row["messages_fingerprint"]
                     group.append(exported)
                 else:
-                    for line, key in self._deduplicable(exported):
+                    for line, key in self._deduplicable(exported, bodies):
                         if key in seen:
                             self.duplicates += 1
                             continue
@@ -131,10 +176,14 @@ class Export:
         if self.progress is not None:
             self.progress(self.rows_read, len(self.ids))
 
-    def _deduplicable(self, row: ExportRow) -> Iterator[tuple[Any, bytes]]:
+    def _deduplicable(self, row: ExportRow, bodies: Bodies | None) -> Iterator[tuple[Any, bytes]]:
         if self.fmt == "openai-chat":
-            for line in openai_chat_lines([row]):
-                yield line, _digest({"messages": line["messages"][:-1], "tools": line.get("tools")})
+            # openai_chat_lines([row]) without its own deduplication key, which this one replaces.
+            chat = to_chat(row, bodies.inputs if bodies is not None else None)
+            if chat is not None:
+                line = openai_chat_line(chat)
+                key = bodies.input_key(chat, line) if bodies is not None else _input_digest(chat, line)
+                yield line, key
         else:
             for example in few_shot([row]):
                 yield example, _digest([example.get("system"), example["input"]])

@@ -28,12 +28,23 @@ async def group_stats(
     counted = await group_counts(store, dim, where, sampling)
     # Sorting a few hundred thousand durations would hold up the proxy: rank them on a worker thread.
     ranked, overall = await asyncio.to_thread(_rank, counted.durations, counted.all_durations)
-    result = [_finish(k, counts, ranked.get(k, (None, None))) for k, counts in counted.groups.items()]
-    if dim is not None and dim.chronological:
+    return finish(counted.groups, counted.overall, ranked, overall, dim is not None and dim.chronological)
+
+
+def finish(
+    groups: dict[Key, GroupCounts],
+    overall: GroupCounts,
+    ranked: dict[Key, Pair],
+    overall_latency: Pair,
+    chronological: bool,
+) -> tuple[list[GroupStats], GroupStats]:
+    """Statistics from counts and latency percentiles (the rows' or the rollups'), sorted as ``group_stats`` sorts."""
+    result = [_finish(k, counts, ranked.get(k, (None, None))) for k, counts in groups.items()]
+    if chronological:
         result.sort(key=lambda g: (g.key is None, g.key or ""))
     else:
         result.sort(key=lambda g: (-g.requests, g.key is None, g.key or ""))
-    return result, _finish(None, counted.overall, overall)
+    return result, _finish(None, overall, overall_latency)
 
 
 def _finish(key: Key, counts: GroupCounts, latency: Pair) -> GroupStats:

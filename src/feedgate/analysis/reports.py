@@ -17,7 +17,7 @@ import aiohttp
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from feedgate.analysis import grouped
+from feedgate.analysis import grouped, rollup_answers
 from feedgate.analysis.quality import group_stats
 from feedgate.analysis.regressions import DEFAULT_NEGATIVE_SIGNALS, Regression
 from feedgate.analysis.request_rows import annotated
@@ -97,11 +97,20 @@ def _where(store: Store, selection: Selection, *extra: Any) -> tuple[Frag, froze
     return compiled.where, compiled.properties
 
 
-async def stats_report(store: Store, pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
+async def stats_report(
+    store: Store, pairs: Iterable[tuple[str, str]], analysis: AnalysisSettings | None = None
+) -> dict[str, Any]:
+    """Per-group statistics; ``analysis`` says whether (and for which properties) rollups may answer."""
     selection, rest = parse_selection(pairs, extra=("group_by",))
     dim = dimension(store.dialect, single(rest, "group_by", "model") or "model")
     where, properties = _where(store, selection)
-    groups, overall = await group_stats(store, dim, where)
+    found = await rollup_answers.plan(
+        store, analysis or AnalysisSettings.model_validate({}), selection, [dim.name], selection.since, selection.until
+    )
+    if found is not None:
+        groups, overall = await rollup_answers.stats(store, found, dim)
+    else:
+        groups, overall = await group_stats(store, dim, where)
     if not overall.requests:
         await require_properties(store, properties)
     if dim.name.startswith("property:") and all(g.key is None for g in groups):
@@ -111,7 +120,13 @@ async def stats_report(store: Store, pairs: Iterable[tuple[str, str]]) -> dict[s
         "filters": selection.describe(),
         "groups": [g.as_dict() for g in groups],
         "overall": overall.as_dict(),
+        "source": _source(found),
     }
+
+
+def _source(found: rollup_answers.RollupPlan | None) -> str:
+    """Which path answered: ``rollup`` (whole hours from rollups, edge hours from rows) or ``rows``."""
+    return "rows" if found is None else "rollup"
 
 
 async def _dimensions(store: Store, settings: AnalysisSettings, chosen: list[str], base: list[str]) -> list[Dimension]:
@@ -134,16 +149,24 @@ async def insights_report(store: Store, settings: AnalysisSettings, pairs: Itera
     alpha = _alpha(rest, settings.alpha)
     examples = integer(rest, "examples", 3, 0, 20)
     where, properties = _where(store, selection)
-    counted = await asyncio.gather(rated_counts(store, None, where), *(rated_counts(store, d, where) for d in dims))
+    groups = [None, *(d.name for d in dims)]
+    found = await rollup_answers.plan(store, settings, selection, groups, selection.since, selection.until)
+    if found is not None:
+        plan = found
+        counted = await asyncio.gather(*(rollup_answers.rated(store, plan, d) for d in [None, *dims]))
+    else:
+        counted = await asyncio.gather(rated_counts(store, None, where), *(rated_counts(store, d, where) for d in dims))
     total = counted[0].get(None, Rated())
     if not total.rated:
         await require_properties(store, properties)
-    found = grouped.poor_groups({d.name: c for d, c in zip(dims, counted[1:], strict=True)}, total, min_ratings, alpha)
+    found_insights = grouped.poor_groups(
+        {d.name: c for d, c in zip(dims, counted[1:], strict=True)}, total, min_ratings, alpha
+    )
     by_name = {d.name: d for d in dims}
     picked = await asyncio.gather(
-        *(negative_examples(store, by_name[i.dimension], i.key, where, examples) for i in found)
+        *(negative_examples(store, by_name[i.dimension], i.key, where, examples) for i in found_insights)
     )
-    for insight, rows in zip(found, picked, strict=True):
+    for insight, rows in zip(found_insights, picked, strict=True):
         insight.examples = rows
     return {
         "filters": selection.describe(),
@@ -155,7 +178,8 @@ async def insights_report(store: Store, settings: AnalysisSettings, pairs: Itera
             "negative": total.negative,
             "negative_rate": total.negative / total.rated if total.rated else None,
         },
-        "insights": [i.as_dict() for i in found],
+        "insights": [i.as_dict() for i in found_insights],
+        "source": _source(found),
     }
 
 
@@ -178,8 +202,18 @@ async def regressions_report(
     span = {"request": {"created_at": {"gte": utc_text(baseline_from)}}}
     until = {"request": {"created_at": {"lt": utc_text(end)}}}
     where, _properties = _where(store, selection, span, until)
-    counted = await asyncio.gather(*(window_counts(store, d, where, utc_text(recent_from), signals) for d in dims))
-    found = grouped.regressions({d.name: c for d, c in zip(dims, counted, strict=True)}, min_ratings, alpha, signals)
+    since = max(filter(None, (selection.since, utc_text(baseline_from))))
+    upto = min(filter(None, (selection.until, utc_text(end))))
+    split_at = utc_text(recent_from)
+    found = await rollup_answers.plan(store, settings, selection, [d.name for d in dims], since, upto, [split_at])
+    if found is not None:
+        plan = found
+        counted = await asyncio.gather(*(rollup_answers.windows(store, plan, d, split_at, signals) for d in dims))
+    else:
+        counted = await asyncio.gather(*(window_counts(store, d, where, split_at, signals) for d in dims))
+    regressions = grouped.regressions(
+        {d.name: c for d, c in zip(dims, counted, strict=True)}, min_ratings, alpha, signals
+    )
     return {
         "filters": selection.describe(),
         "dimensions": [d.name for d in dims],
@@ -188,7 +222,8 @@ async def regressions_report(
         "min_ratings": min_ratings,
         "alpha": alpha,
         "signals": signals,
-        "regressions": [{**r.as_dict(), "summary": summary(r)} for r in found],
+        "regressions": [{**r.as_dict(), "summary": summary(r)} for r in regressions],
+        "source": _source(found),
     }
 
 

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from feedgate.analysis.chat_messages import JSON, Chat, ExportRow, join_text, to_chat
 
-__all__ = ["few_shot", "openai_chat_lines", "openai_preference_lines", "split"]
+__all__ = ["few_shot", "openai_chat_line", "openai_chat_lines", "openai_preference_lines", "split"]
 
 T = TypeVar("T")
 
@@ -56,7 +56,12 @@ def openai_chat_lines(rows: Iterable[ExportRow]) -> Iterator[JSON]:
         if key not in best or rank > best[key][0]:
             best[key] = (rank, chat)
     for _rank_value, chat in best.values():
-        yield _with_tools({"messages": [*chat.input, chat.answer]}, chat)
+        yield openai_chat_line(chat)
+
+
+def openai_chat_line(chat: Chat) -> JSON:
+    """One conversation as an OpenAI fine-tuning line: its input messages, then the answer."""
+    return _with_tools({"messages": [*chat.input, chat.answer]}, chat)
 
 
 def openai_preference_lines(rows: Iterable[ExportRow]) -> Iterator[JSON]:

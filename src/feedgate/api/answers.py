@@ -108,6 +108,11 @@ class StatsReport(_Open):
     filters: dict[str, Any]
     groups: list[dict[str, Any]]
     overall: dict[str, Any]
+    source: Literal["rollup", "rows"] = Field(
+        description="rollup: whole hours read from the per-hour rollups (partial hours at the edges of the range "
+        "from rows); rows: every figure counted from the logged rows (a filter the rollups cannot answer, or "
+        "analysis.rollups off). Same numbers either way; latency percentiles from rollups are within 4.4%."
+    )
 
 
 class InsightsReport(_Open):
@@ -117,6 +122,11 @@ class InsightsReport(_Open):
     alpha: float
     overall: dict[str, Any]
     insights: list[dict[str, Any]]
+    source: Literal["rollup", "rows"] = Field(
+        description="rollup: whole hours read from the per-hour rollups (partial hours at the edges of the range "
+        "from rows); rows: every figure counted from the logged rows (a filter the rollups cannot answer, or "
+        "analysis.rollups off). Same numbers either way; latency percentiles from rollups are within 4.4%."
+    )
 
 
 class Window(_Open):
@@ -133,6 +143,11 @@ class RegressionsReport(_Open):
     alpha: float
     signals: list[str]
     regressions: list[dict[str, Any]]
+    source: Literal["rollup", "rows"] = Field(
+        description="rollup: whole hours read from the per-hour rollups (partial hours at the edges of the range "
+        "from rows); rows: every figure counted from the logged rows (a filter the rollups cannot answer, or "
+        "analysis.rollups off). Same numbers either way; latency percentiles from rollups are within 4.4%."
+    )
     webhook: dict[str, Any] | None = Field(None, description="present when a webhook was called")
 
 

@@ -24,7 +24,7 @@ routes = web.RouteTableDef()
 
 @routes.get("/v1/feedback/stats")
 async def get_stats(request: web.Request) -> web.Response:
-    return ok(await stats_report(request.app[STORE], request.query.items()))
+    return ok(await stats_report(request.app[STORE], request.query.items(), request.app[SETTINGS].analysis))
 
 
 @routes.get("/v1/feedback/insights")

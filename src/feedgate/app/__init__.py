@@ -22,6 +22,7 @@ from feedgate.app.contexts import (
     access_log_ctx,
     http_ctx,
     pending_sweeper_ctx,
+    retention_ctx,
     runs_ctx,
     shared_state_ctx,
     store_ctx,
@@ -108,6 +109,7 @@ def create_app(settings: Settings, *, worker: WorkerOf | None = None) -> web.App
     app.cleanup_ctx.append(functools.partial(store_ctx, metrics, tracing))
     app.cleanup_ctx.append(functools.partial(runs_ctx, worker))
     app.cleanup_ctx.append(pending_sweeper_ctx)
+    app.cleanup_ctx.append(functools.partial(retention_ctx, worker))
     app.cleanup_ctx.append(http_ctx)
     app.cleanup_ctx.append(access_log_ctx)
     if worker is not None:

@@ -2,9 +2,9 @@
 
 Shared state (Redis, or a worker's link to its supervisor) first, so an unreachable Redis stops the gateway
 before it opened the store; then the store and its writer (and the spool's leftovers), this run's note in the
-store, the pending-feedback sweeper, the upstream client, and last the access log, so its final lines are
-written before the closing messages. Tracing, when on, opens before the store and closes after it: the
-writer ends the spans of the rows it drains at shutdown, and then the last spans are sent.
+store, the pending-feedback sweeper, the retention pruner, the upstream client, and last the access log, so
+its final lines are written before the closing messages. Tracing, when on, opens before the store and closes
+after it: the writer ends the spans of the rows it drains at shutdown, and then the last spans are sent.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,7 +43,9 @@ from feedgate.proxy.features.shared_state import RedisState, SharedState, open_s
 from feedgate.proxy.features.supervisor_state import SupervisorState
 from feedgate.store import make_store
 from feedgate.store.bodies import BodyPacker
+from feedgate.store.ops import WriteOp
 from feedgate.store.pending import sweep_once
+from feedgate.store.pruning import prune_before, reclaim_space
 from feedgate.store.runs import BEAT_S
 from feedgate.store.spool import Spool, recover
 from feedgate.store.utc import utc_text
@@ -54,6 +57,9 @@ if TYPE_CHECKING:
     from feedgate.ops.tracing import Tracing
 
 log = logging.getLogger("feedgate")
+PRUNE_EVERY_S = 3600.0
+PRUNE_PAUSE_S = 0.02  # between batches: the writer logs what queued meanwhile
+PRUNE_SUBMIT_TIMEOUT_S = 60.0
 
 
 async def shared_state_ctx(worker: WorkerOf | None, app: web.Application) -> AsyncIterator[None]:
@@ -176,6 +182,46 @@ async def pending_sweeper_ctx(app: web.Application) -> AsyncIterator[None]:
                 log.exception("pending-feedback sweep failed; will retry")
 
     task = asyncio.create_task(sweep_forever(), name="feedgate-pending-sweeper")
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def retention_ctx(worker: WorkerOf | None, app: web.Application) -> AsyncIterator[None]:
+    """With ``log.retention_days`` set, delete older logged requests at start and then every hour.
+
+    Batches go through the writer one at a time, so log rows keep landing in between. Of the workers of
+    ``--workers N``, worker 0 alone prunes: the others would only repeat its deletes.
+    """
+    days = app[SETTINGS].log.retention_days
+    if days is None or (worker is not None and worker.index != 0):
+        yield
+        return
+    writer = app[WRITER]
+
+    async def submit(op: WriteOp) -> None:
+        await writer.submit(op, timeout=PRUNE_SUBMIT_TIMEOUT_S)
+
+    async def prune_forever() -> None:
+        while True:
+            try:
+                before = utc_text(time.time() - days * 86400)
+                totals = await prune_before(submit, before, pause_s=PRUNE_PAUSE_S)
+                freed = await reclaim_space(submit, pause_s=PRUNE_PAUSE_S) if totals.requests else 0
+                if totals.requests:
+                    log.info(
+                        "retention: deleted %d requests logged before %s (%d feedback, score and property rows); "
+                        "%d free pages given back",
+                        totals.requests,
+                        before,
+                        totals.feedback_rows,
+                        freed,
+                    )
+            except Exception:
+                log.exception("retention prune failed; will retry in an hour")
+            await asyncio.sleep(PRUNE_EVERY_S)
+
+    task = asyncio.create_task(prune_forever(), name="feedgate-retention")
     yield
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)

@@ -93,7 +93,7 @@ class Local:
         await self.store.close()
 
     async def stats(self, pairs: Pairs) -> dict[str, Any]:
-        return await stats_report(self.store, pairs)
+        return await stats_report(self.store, pairs, self.settings.analysis)
 
     async def insights(self, pairs: Pairs) -> dict[str, Any]:
         return await insights_report(self.store, self.settings.analysis, pairs)

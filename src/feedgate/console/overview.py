@@ -17,6 +17,7 @@ from aiohttp import web
 
 from feedgate.analysis.reports import regressions_report, stats_report
 from feedgate.appkeys import SETTINGS, STORE
+from feedgate.config import AnalysisSettings
 from feedgate.console.pages import render
 from feedgate.errors import FilterError
 from feedgate.store.filters import check_property_name
@@ -64,13 +65,15 @@ def regression_filter(dimension: str, key: str | None) -> str | None:
     return None
 
 
-async def chart_data(store: Store, pairs: list[tuple[str, str]], groups: list[dict[str, Any]]) -> dict[str, Any]:
+async def chart_data(
+    store: Store, analysis: AnalysisSettings, pairs: list[tuple[str, str]], groups: list[dict[str, Any]]
+) -> dict[str, Any]:
     """Requests per day, and each busy model's positive rate per day with its interval, as the chart draws them."""
     models = [group["key"] for group in groups if group["key"] is not None][:CHART_MODELS]
     common = [(name, value) for name, value in pairs if name != "model"]
     reports = await asyncio.gather(
-        stats_report(store, [*pairs, ("group_by", "day")]),
-        *(stats_report(store, [*common, ("model", model), ("group_by", "day")]) for model in models),
+        stats_report(store, [*pairs, ("group_by", "day")], analysis),
+        *(stats_report(store, [*common, ("model", model), ("group_by", "day")], analysis) for model in models),
     )
     days = [group["key"] for group in reports[0]["groups"] if group["key"] is not None]
     series = []
@@ -101,8 +104,8 @@ async def overview_page(request: web.Request) -> web.Response:
         lasting = [(name, value) for name, value in pairs if name not in ("since", "until")]
 
         async def figures() -> tuple[dict[str, Any], dict[str, Any]]:
-            by_model = await stats_report(store, [*pairs, ("group_by", "model")])
-            return by_model, await chart_data(store, pairs, by_model["groups"])
+            by_model = await stats_report(store, [*pairs, ("group_by", "model")], settings.analysis)
+            return by_model, await chart_data(store, settings.analysis, pairs, by_model["groups"])
 
         # The regressions do not depend on the range: they run beside the figures, on their own connections.
         (stats, chart), regressions = await asyncio.gather(

@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from feedgate.analysis.reports import stats_report
-from feedgate.appkeys import STORE
+from feedgate.appkeys import SETTINGS, STORE
 from feedgate.console.overview import RANGES, overview_pairs
 from feedgate.console.pages import render
 from feedgate.errors import FilterError
@@ -43,14 +43,14 @@ def group_filter(dimension: str, key: str | None, shown: dict[str, str]) -> str 
 
 
 async def quality_page(request: web.Request) -> web.Response:
-    store = request.config_dict[STORE]
+    store, settings = request.config_dict[STORE], request.config_dict[SETTINGS]
     problem = None
     stats: dict[str, Any] | None = None
     shown: dict[str, str] = {"since": "7d", "by": "model"}
     try:
         pairs, shown = overview_pairs(request.query, extra=("by",), page="the quality page")
         shown.setdefault("by", "model")
-        stats = await stats_report(store, [*pairs, ("group_by", shown["by"])])
+        stats = await stats_report(store, [*pairs, ("group_by", shown["by"])], settings.analysis)
         for group in stats["groups"]:
             group["list_query"] = group_filter(stats["group_by"], group["key"], shown)
     except FilterError as error:

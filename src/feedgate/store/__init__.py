@@ -12,10 +12,12 @@ from feedgate.store.protocol import Store
 
 def make_store(settings: Settings) -> Store:
     url = settings.database.url
+    # The properties rollups keep per hour besides the fixed dimensions; None turns them off.
+    rollups = tuple(settings.analysis.properties) if settings.analysis.rollups else None
     if url.startswith("sqlite:///"):
         from feedgate.store.sqlite import SqliteStore
 
-        return SqliteStore(url, regenerate_window_s=settings.feedback.regenerate_window_s)
+        return SqliteStore(url, regenerate_window_s=settings.feedback.regenerate_window_s, rollups=rollups)
     if url.startswith(("postgresql://", "postgres://")):
         from feedgate.store.postgres import PostgresStore
 
@@ -25,5 +27,6 @@ def make_store(settings: Settings) -> Store:
             pool_min=settings.database.pool_min,
             pool_max=settings.database.pool_max,
             connect_wait_s=settings.database.connect_wait_s,
+            rollups=rollups,
         )
     raise ValueError(f"database.url must start with sqlite:/// or postgresql://, not {url.split(':', 1)[0]}:")

@@ -298,6 +298,71 @@ CREATE INDEX console_sessions_expires ON console_sessions (expires_utc);
 migration("m009_console_sessions", sqlite=_CONSOLE_SESSIONS, postgres=_CONSOLE_SESSIONS)
 
 
+# Rollups (issue #15): per-hour sums per dimension, kept by the writer in the transaction of the rows and the
+# feedback they sum (store/rollups/), so stats, insights, regressions and the console's overview read tables
+# that grow with hours and groups instead of scanning requests. A cell is (dimension, hour, key); ``keyed`` 0 is
+# the dimension's "no value" group (its ``key`` is ''). ``rollup_notes`` holds the sums with a name (signals by
+# polarity, requests carrying a signal, scores), ``rollup_latency`` the latency and time-to-first-token
+# histograms (8 log-spaced buckets per doubling). ``rollup_dimensions`` says from which hour each dimension's
+# rollups are complete: older hours are answered from rows. SQLite keeps them WITHOUT ROWID, clustered by
+# dimension and hour, so a time range of one dimension is one contiguous read.
+_ROLLUPS = """
+CREATE TABLE rollup_cells (
+    dimension TEXT NOT NULL,
+    hour_utc TEXT NOT NULL,
+    keyed INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    requests {int} NOT NULL DEFAULT 0,
+    errors {int} NOT NULL DEFAULT 0,
+    input_tokens {int} NOT NULL DEFAULT 0,
+    output_tokens {int} NOT NULL DEFAULT 0,
+    cost_usd {real} NOT NULL DEFAULT 0,
+    durations {int} NOT NULL DEFAULT 0,
+    positive {int} NOT NULL DEFAULT 0,
+    negative {int} NOT NULL DEFAULT 0,
+    PRIMARY KEY (dimension, hour_utc, keyed, key)
+){rowid};
+CREATE TABLE rollup_notes (
+    dimension TEXT NOT NULL,
+    hour_utc TEXT NOT NULL,
+    keyed INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    count {int} NOT NULL DEFAULT 0,
+    total {real} NOT NULL DEFAULT 0,
+    PRIMARY KEY (dimension, hour_utc, keyed, key, kind, name)
+){rowid};
+CREATE TABLE rollup_latency (
+    dimension TEXT NOT NULL,
+    hour_utc TEXT NOT NULL,
+    keyed INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    bucket INTEGER NOT NULL,
+    count {int} NOT NULL DEFAULT 0,
+    PRIMARY KEY (dimension, hour_utc, keyed, key, metric, bucket)
+){rowid};
+CREATE TABLE rollup_dimensions (
+    dimension TEXT PRIMARY KEY,
+    complete_from_utc TEXT NOT NULL
+)
+"""
+
+migration(
+    "m010_rollups",
+    sqlite=_ROLLUPS.format(int="INTEGER", real="REAL", rowid=" WITHOUT ROWID"),
+    postgres=_ROLLUPS.format(int="BIGINT", real="DOUBLE PRECISION", rowid=""),
+)
+
+
+# Retention (issue #15) keeps requests that a live dataset holds: it asks for each old request whether any
+# dataset item names it, which the (dataset_id, request_id) key cannot answer without a scan.
+_DATASET_ITEMS_BY_REQUEST = "CREATE INDEX dataset_items_request_id ON dataset_items (request_id);"
+
+migration("m011_dataset_items_by_request", sqlite=_DATASET_ITEMS_BY_REQUEST, postgres=_DATASET_ITEMS_BY_REQUEST)
+
+
 # Leaner rows (issue #15): how a row's bodies are kept (store/bodies.py). NULL: as sent (every row written
 # before this step); 'zstd': compressed, decoded on every read; response_body_encoding 'dropped' (with
 # response_body NULL): a stream's raw events were not kept (log.stream_events: none), its reassembled message

@@ -244,9 +244,71 @@ class CloseConsoleSession:
     session_hash: str
 
 
+@dataclass(slots=True)
+class Pruned:
+    """What one ``PruneBefore`` deleted, table by table, set by the store when it applies the op."""
+
+    requests: int = 0
+    feedback_events: int = 0
+    feedback: int = 0
+    scores: int = 0
+    request_properties: int = 0
+    # The time of the newest request this batch deleted: the next batch starts there (rows kept for a
+    # dataset are not walked again). None when the batch found nothing left to delete.
+    last_utc: str | None = None
+
+
+@dataclass(slots=True)
+class PruneBefore:
+    """Delete up to ``limit`` logged requests older than ``before_utc`` (from ``from_utc`` on), oldest first.
+
+    With them go their feedback, scores and properties (for request IDs that no row is left for). Requests
+    in a live dataset are kept. Applying it fills ``result``.
+    """
+
+    before_utc: str
+    limit: int = 2000
+    from_utc: str = ""
+    result: Pruned = field(default_factory=Pruned)
+
+
+@dataclass(slots=True)
+class ReclaimSpace:
+    """SQLite: give up to ``pages`` free pages back to the file system (incremental vacuum), after the
+    batch's transaction. PostgreSQL: nothing (autovacuum). The store sets ``freed`` to the pages it gave back."""
+
+    pages: int = 2000
+    freed: int = 0
+
+
 ConsoleSessionOp = OpenConsoleSession | TouchConsoleSession | CloseConsoleSession
 DatasetOp = CreateDataset | MutateDataset | DeleteDataset | RecordAlerts
 RunOp = RecordRun | ReportRuns
+
+
+@dataclass(slots=True)
+class RebuildRollups:
+    """Recompute the rollups of the hours from ``from_utc`` to ``until_utc`` (hour starts) from the rows."""
+
+    from_utc: str
+    until_utc: str
+
+
+@dataclass(slots=True)
+class SetRollupCoverage:
+    """Every rolled-up dimension's sums are complete from the hour ``from_utc`` ('' for all hours) on."""
+
+    from_utc: str
+
+
+@dataclass(slots=True)
+class RegisterRollups:
+    """Applied when a store opens: note the dimensions it keeps (or, with rollups off, withdraw them all)."""
+
+
+RollupOp = RebuildRollups | SetRollupCoverage | RegisterRollups
+
+RetentionOp = PruneBefore | ReclaimSpace
 WriteOp = (
     InsertRequest
     | PutFeedback
@@ -258,4 +320,6 @@ WriteOp = (
     | DatasetOp
     | RunOp
     | ConsoleSessionOp
+    | RollupOp
+    | RetentionOp
 )

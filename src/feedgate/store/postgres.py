@@ -33,7 +33,8 @@ from feedgate.store.dialect import POSTGRES, Dialect, dollar_params, plain_value
 from feedgate.store.migrations import MIGRATIONS, statements
 from feedgate.store.ops import REQUEST_COLUMNS, CacheEntry, InsertRequest, WriteOp
 from feedgate.store.protocol import Store
-from feedgate.store.signals import Lookup, insert_derived_signals
+from feedgate.store.rollups.keeper import RollupKeeper, finish_rollups, open_rollups, rollups_change
+from feedgate.store.signals import Derived, Lookup, insert_derived_signals
 from feedgate.store.statements import SELECT_CACHE_ENTRIES, apply_other_ops, cache_entry
 from feedgate.store.utc import utc_text
 
@@ -86,8 +87,11 @@ class PostgresStore(Store):
         pool_max: int = 10,
         connect_wait_s: float = 0.0,
         schema: str | None = None,
+        rollups: Sequence[str] | None = (),
     ) -> None:
         self.dsn, url_schema = split_schema(url)
+        # The properties rolled up besides the fixed dimensions; None: rollups off.
+        self.rollups = RollupKeeper(rollups) if rollups is not None else None
         self.schema = schema or url_schema
         if self.schema is not None and not _SCHEMA_NAME.fullmatch(self.schema):
             raise ValueError(f"schema must be a plain SQL name ({_SCHEMA_NAME.pattern}), not {self.schema!r}")
@@ -110,7 +114,7 @@ class PostgresStore(Store):
     async def open(self) -> None:
         conn = await self._first_connection()
         try:
-            await self._migrate(conn)
+            applied = await self._migrate(conn)
             self._insert_requests = await _insert_requests_sql(conn)
         finally:
             await conn.close()
@@ -127,6 +131,7 @@ class PostgresStore(Store):
         except (*_TRANSIENT, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             await self.close()
             raise StoreUnreachable(f"cannot use the database at {mask_url(self.dsn)}: {_reason(exc)}") from None
+        await open_rollups(self, self.rollups, build="m010_rollups" in applied)
 
     async def _first_connection(self) -> asyncpg.Connection[asyncpg.Record]:
         """Connect once, waiting up to ``connect_wait_s`` for a database that is not up yet."""
@@ -149,7 +154,7 @@ class PostgresStore(Store):
             except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 raise StoreUnreachable(f"cannot use the database at {mask_url(self.dsn)}: {_reason(exc)}") from None
 
-    async def _migrate(self, conn: asyncpg.Connection[asyncpg.Record]) -> None:
+    async def _migrate(self, conn: asyncpg.Connection[asyncpg.Record]) -> list[str]:
         # A session lock, held across every step: a second instance starting now waits here, then finds
         # the steps recorded and skips them.
         lock_key = f"feedgate.migrate.{self.schema or 'public'}"
@@ -161,6 +166,7 @@ class PostgresStore(Store):
                 "CREATE TABLE IF NOT EXISTS feedgate_migrations (name TEXT PRIMARY KEY, applied_utc TEXT NOT NULL)"
             )
             applied = {row[0] for row in await conn.fetch("SELECT name FROM feedgate_migrations")}
+            now: list[str] = []
             for step in MIGRATIONS:
                 if step.name in applied:
                     continue
@@ -171,6 +177,8 @@ class PostgresStore(Store):
                         "INSERT INTO feedgate_migrations (name, applied_utc) VALUES ($1, $2)", step.name, utc_text()
                     )
                 log.info("applied migration %s", step.name)
+                now.append(step.name)
+            return now
         finally:
             await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", lock_key)
 
@@ -203,13 +211,18 @@ class PostgresStore(Store):
             async with self._write.acquire() as conn, conn.transaction():
                 db = AsyncpgExecutor(conn)
                 inserts = [op for op in ops if isinstance(op, InsertRequest)]
-                if inserts:
-                    await self._insert(conn, db, inserts)
+                change = None
+                if self.rollups is not None and rollups_change(ops):
+                    # Instances take turns at changing rollups, so each reads the states the other committed.
+                    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"feedgate.rollups.{self.schema}")
+                    change = await self.rollups.begin(db, ops)
+                derived = await self._insert(conn, db, inserts) if inserts else []
                 await apply_other_ops(db, POSTGRES, ops)
+                await finish_rollups(self.rollups, db, change, ops, derived)
         except _CONTENT_ERRORS as exc:
             raise RowRejected(f"{type(exc).__name__}: {exc}") from exc
 
-    async def _insert(self, conn: Connection, db: AsyncpgExecutor, inserts: list[InsertRequest]) -> None:
+    async def _insert(self, conn: Connection, db: AsyncpgExecutor, inserts: list[InsertRequest]) -> list[Derived]:
         if not all(op.fresh_id for op in inserts):
             # Attempt numbers are MAX(attempt) + 1: an instance inserting the same request ID concurrently
             # would compute the same number, so inserting batches take turns (per schema, until commit).
@@ -224,7 +237,7 @@ class PostgresStore(Store):
             rows = await conn.fetch(_PREVIOUS_SAME_CONVERSATION, *arrays)
             return {lookups[row["ord"] - 1][0]: row["request_id"] for row in rows}
 
-        await insert_derived_signals(db, inserts, self.regenerate_window, find_previous)
+        return await insert_derived_signals(db, inserts, self.regenerate_window, find_previous)
 
     async def request_attempts(self, request_id: str) -> list[dict[str, Any]]:
         rows = await self.reader.fetch("SELECT * FROM requests WHERE request_id = $1 ORDER BY attempt", request_id)
@@ -277,6 +290,16 @@ class AsyncpgExecutor:
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         await self.conn.executemany(dollar_params(sql), rows)
+
+    async def changed(self, sql: str, params: Sequence[Any] = ()) -> int:
+        status = await self.conn.execute(dollar_params(sql), *params)  # "DELETE 12", "INSERT 0 3"
+        return int(status.rsplit(" ", 1)[-1])
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return [
+            tuple(plain_value(value) for value in row.values())
+            for row in await self.conn.fetch(dollar_params(sql), *params)
+        ]
 
 
 async def _insert_requests_sql(conn: asyncpg.Connection[asyncpg.Record]) -> str:

@@ -22,6 +22,7 @@ from feedgate.store.utc import parse_utc_text, utc_text
 # (messages fingerprint, request ID, window start, window end, session ID, user ID)
 Lookup = tuple[str, str, str, str, str | None, str | None]
 # The lookups to make, each with the index of its row in the batch -> {row index: earlier request ID}
+Derived = tuple[str, str, bool]  # an event the store added: (request ID, signal, positive?)
 FindPrevious = Callable[[list[tuple[int, Lookup]]], Awaitable[dict[int, str]]]
 
 _COL = {name: index for index, name in enumerate(REQUEST_COLUMNS)}
@@ -53,8 +54,11 @@ def _event(request_id: str, signal: str, when: str) -> tuple[Any, ...]:
 
 async def insert_derived_signals(
     db: Executor, inserts: Sequence[InsertRequest], window: timedelta, find_previous: FindPrevious
-) -> None:
-    """Insert the signal events of a batch of request rows, in row order, inside the writer's transaction."""
+) -> list[Derived]:
+    """Insert the signal events of a batch of request rows, in row order, inside the writer's transaction.
+
+    Returns them as (request ID, signal, positive?) for the rollups.
+    """
     lookups = _lookups(inserts, window)
     previous = await find_previous(lookups) if lookups else {}
     events: list[tuple[Any, ...]] = []
@@ -65,3 +69,4 @@ async def insert_derived_signals(
             events.append(_event(previous[index], "regenerated", when))
     if events:
         await db.executemany(INSERT_EVENT, events)
+    return [(event[1], event[4], bool(event[3])) for event in events]

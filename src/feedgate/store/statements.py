@@ -20,6 +20,7 @@ from feedgate.store.ops import (
     DeleteScores,
     DropPending,
     InsertRequest,
+    PruneBefore,
     PutCacheEntry,
     PutFeedback,
     PutProperty,
@@ -28,6 +29,7 @@ from feedgate.store.ops import (
     ReportRuns,
     WriteOp,
 )
+from feedgate.store.retention import apply_prune, drop_pending_statements
 
 INSERT_EVENT = (
     "INSERT INTO feedback_events (target_type, target_id, kind, rating, signal, comment, user_id, "
@@ -158,22 +160,6 @@ def cache_entry(row: Row) -> CacheEntry:
     )
 
 
-_UNCLAIMED = "AND NOT EXISTS (SELECT 1 FROM requests r WHERE r.request_id = {column})"
-
-
-def drop_pending_statements(count: int) -> list[str]:
-    marks = ", ".join("?" for _ in range(count))
-    return [
-        f"DELETE FROM feedback_events WHERE target_type = 'request' AND target_id IN ({marks}) "
-        + _UNCLAIMED.format(column="feedback_events.target_id"),
-        f"DELETE FROM feedback WHERE target_type = 'request' AND target_id IN ({marks}) "
-        + _UNCLAIMED.format(column="feedback.target_id"),
-        f"DELETE FROM scores WHERE request_id IN ({marks}) " + _UNCLAIMED.format(column="scores.request_id"),
-        f"DELETE FROM request_properties WHERE request_id IN ({marks}) "
-        + _UNCLAIMED.format(column="request_properties.request_id"),
-    ]
-
-
 async def apply_other_ops(db: Executor, dialect: Dialect, ops: Sequence[WriteOp]) -> None:
     run: list[PutFeedback | PutScores] = []
     for op in ops:
@@ -201,6 +187,8 @@ async def apply_other_ops(db: Executor, dialect: Dialect, ops: Sequence[WriteOp]
             await apply_console_session_op(db, op)
         elif isinstance(op, RecordRun):
             await db.execute(UPSERT_RUN, (op.run_id, op.host, op.pid, op.started_utc, op.seen_utc, op.stopped_utc))
+        elif isinstance(op, PruneBefore):
+            await apply_prune(db, op)
         elif isinstance(op, ReportRuns) and op.run_ids:
             marks = ", ".join("?" for _ in op.run_ids)
             await db.execute(

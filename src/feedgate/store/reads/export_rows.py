@@ -24,15 +24,12 @@ from feedgate.store.reads.feedback import scores_for
 from feedgate.store.reads.groups import LATEST
 
 Order = Literal["time", "rating", "conversation"]
+# What the training formats read (analysis/export_run.py, response_chains.py): no properties, users or times.
 NARROW_COLUMNS = [
     "id",
     "request_id",
-    "datetime_utc",
     "provider",
     "path",
-    "model",
-    "user_id",
-    "properties_json",
     "is_stream",
     "status",
     "messages_fingerprint",
@@ -45,10 +42,16 @@ NARROW_COLUMNS = [
     "request_body_encoding",
     "response_body_encoding",
 ]
+# A stream's answer is its reassembled message (response_json); its raw events (response_body, the largest
+# column) are read only for jsonl, which exports them. A plain answer's response_json is not read either.
+_NARROW_SELECT = {
+    "response_body": "CASE WHEN r.is_stream = 0 THEN r.response_body END",
+    "response_json": "CASE WHEN r.is_stream <> 0 THEN r.response_json END",
+}
 FULL_COLUMNS = ["id", "attempt", *REQUEST_COLUMNS]
 _RATING = "(SELECT f.rating FROM feedback f WHERE f.target_type = 'request' AND f.target_id = r.request_id)"
 _RANK = {1: 0, None: 1, 0: 2}
-READ_AHEAD = 1
+READ_AHEAD = 2
 
 
 def dataset_scope(dataset_id: str) -> Frag:
@@ -58,7 +61,8 @@ def dataset_scope(dataset_id: str) -> Frag:
 async def export_order(store: Store, where: Frag, order: Order, rated_only: bool = False) -> list[int]:
     """Row ids of the matching requests (latest attempts) in export order."""
     rated = " AND EXISTS (SELECT 1 FROM feedback f WHERE f.target_type = 'request' AND f.target_id = r.request_id)"
-    query = Frag(f"SELECT r.id, r.messages_fingerprint, {_RATING} FROM requests r WHERE {LATEST}")
+    rating = _RATING if order == "rating" else "NULL"  # a lookup per row, for the one order that uses it
+    query = Frag(f"SELECT r.id, r.messages_fingerprint, {rating} FROM requests r WHERE {LATEST}")
     query = query + Frag(rated if rated_only else "") + where.wrap(" AND (", ")")
     if order == "conversation":
         query = query + Frag(" AND r.messages_fingerprint IS NOT NULL")
@@ -72,9 +76,10 @@ async def export_order(store: Store, where: Frag, order: Order, rated_only: bool
     return [row[0] for row in rows]
 
 
-async def _chunk(store: Store, part: list[int], columns: list[str]) -> list[dict[str, Any]]:
+async def _chunk(store: Store, part: list[int], full: bool) -> list[dict[str, Any]]:
     marks = ", ".join("?" for _ in part)
-    selected = ", ".join(f"r.{name}" for name in columns)
+    columns = FULL_COLUMNS if full else NARROW_COLUMNS
+    selected = ", ".join(f"r.{name}" if full else _NARROW_SELECT.get(name, f"r.{name}") for name in columns)
     rows = await store.fetch(
         f"SELECT {selected}, f.rating, f.comment, f.datetime_utc "
         "FROM requests r LEFT JOIN feedback f ON f.target_type = 'request' AND f.target_id = r.request_id "
@@ -86,7 +91,7 @@ async def _chunk(store: Store, part: list[int], columns: list[str]) -> list[dict
     by_id = {row[0]: decoded_row(dict(zip(names, row, strict=True)), decompressor) for row in rows}
     found = [by_id[row_id] for row_id in part if row_id in by_id]
     request_ids = [row["request_id"] for row in found]
-    if not request_ids:
+    if not request_ids or not full:
         return found
     marks = ", ".join("?" for _ in request_ids)
     later = await store.fetch(
@@ -103,20 +108,20 @@ async def _chunk(store: Store, part: list[int], columns: list[str]) -> list[dict
 
 
 async def export_rows(
-    store: Store, ids: Sequence[int], *, full: bool = False, chunk: int = 500
+    store: Store, ids: Sequence[int], *, full: bool = False, chunk: int = 1000
 ) -> AsyncIterator[list[dict[str, Any]]]:
-    """The rows of ``ids`` in that order, a chunk at a time, with ``rating``, ``comment`` and ``scores``.
+    """The rows of ``ids`` in that order, a chunk at a time, with ``rating`` and ``comment``; ``full`` rows
+    (every column) also with ``scores`` and ``later_properties``, narrow ones with what the formats read.
 
     The next chunks are read while the caller converts this one, each on a read connection of its own
     (SQLite reads on their own threads), so reading and converting overlap.
     """
-    columns = FULL_COLUMNS if full else NARROW_COLUMNS
     parts = [list(ids[start : start + chunk]) for start in range(0, len(ids), chunk)]
     ahead: deque[asyncio.Future[list[dict[str, Any]]]] = deque()
     try:
         for index in range(len(parts)):
             while len(ahead) < READ_AHEAD and index + len(ahead) < len(parts):
-                ahead.append(asyncio.ensure_future(_chunk(store, parts[index + len(ahead)], columns)))
+                ahead.append(asyncio.ensure_future(_chunk(store, parts[index + len(ahead)], full)))
             yield await ahead.popleft()
     finally:
         for future in ahead:
