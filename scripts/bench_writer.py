@@ -7,14 +7,22 @@ Two numbers: ``apply`` (rows already built, straight into ``Store.apply`` in bat
 and ``writer`` (realistic chat exchanges, half of them streamed, through the real ``Writer`` with
 ``build_row``: parsing, stream assembly, pricing and the database, as in production). A PostgreSQL URL gets
 a throw-away schema, dropped at the end.
+
+    python scripts/bench_writer.py sqlite:////tmp/cpu.db --cpu --rows 20000
+
+``--cpu``: the writer's CPU per row (process time, the store's own threads included), building and storing
+apart, for a 20-event stream and a JSON answer under each ``log.stream_events`` setting and zstd level, and
+the bytes each keeps (issue #15, docs/benchmarks.md "Leaner rows").
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import functools
 import json
+import os
 import secrets
 import time
 import uuid
@@ -26,7 +34,8 @@ from feedgate.logrows.build import build_row
 from feedgate.logrows.exchange import Exchange
 from feedgate.logrows.pricing import PriceTable
 from feedgate.store import make_store
-from feedgate.store.ops import InsertRequest
+from feedgate.store.bodies import BodyPacker, StreamEvents
+from feedgate.store.ops import REQUEST_COLUMNS, InsertRequest
 from feedgate.store.protocol import Store
 from feedgate.store.writer import Writer
 
@@ -119,16 +128,100 @@ async def bench_writer(url: str, rows: int, batch: int) -> float:
     return rows / elapsed
 
 
+_REQUEST_BODY = REQUEST_COLUMNS.index("request_body")
+_RESPONSE_BODY = REQUEST_COLUMNS.index("response_body")
+
+
+def stream_exchange(n: int, events: int = 20) -> Exchange:
+    """A chat answer streamed as OpenAI sends one: ``events`` content chunks of a few words, then usage."""
+    base = {"id": f"chatcmpl-{n:029d}", "object": "chat.completion.chunk", "created": 1764000000 + n}
+    base |= {"model": "gpt-4o-mini-2024-07-18", "service_tier": "default", "system_fingerprint": "fp_0123456789"}
+    words = ["Sure", " here", " is", " a", " short", " answer", " about", " the", " thing", " you", " asked"]
+    chunks = []
+    for k in range(events):
+        delta = {"role": "assistant", "content": ""} if k == 0 else {"content": words[(n + k) % len(words)]}
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}
+        chunks.append(b"data: " + json.dumps({**base, "choices": [choice], "usage": None}).encode() + b"\n\n")
+    usage = {"prompt_tokens": 90, "completion_tokens": events, "total_tokens": 90 + events}
+    chunks.append(b"data: " + json.dumps({**base, "choices": [], "usage": usage}).encode() + b"\n\n")
+    chunks.append(b"data: [DONE]\n\n")
+    plain = exchange(n * 2 + 1)
+    plain.request_id, plain.is_stream, plain.response_chunks = str(uuid.uuid4()), True, chunks
+    plain.response_headers = {"Content-Type": "text/event-stream", "x-request-id": "req_1"}
+    return plain
+
+
+async def cpu_per_row(url: str, rows: int, batch: int, stream: bool, packer: BodyPacker | None) -> tuple[float, ...]:
+    """(build us, store us, stored body bytes) per row."""
+    prices = PriceTable.load()
+    exchanges = [stream_exchange(n) if stream else exchange(n * 2 + 1) for n in range(rows)]
+    started = time.process_time()
+    built = [build_row(item, prices, packer=packer) for item in exchanges]
+    build_s = time.process_time() - started
+    body_bytes = sum(len(row.values[_REQUEST_BODY] or b"") + len(row.values[_RESPONSE_BODY] or b"") for row in built)
+    store = await open_store(url)
+    try:
+        started = time.process_time()
+        for start in range(0, rows, batch):
+            await store.apply(built[start : start + batch])
+        store_s = time.process_time() - started
+    finally:
+        await store.close()
+    return build_s / rows * 1e6, store_s / rows * 1e6, body_bytes / rows
+
+
+async def bench_cpu(url: str, rows: int, batch: int, repeats: int = 5) -> None:
+    """Each setting measured ``repeats`` times, interleaved; the least time of each part is printed (noise on
+    a shared machine only ever adds time, so the minimum is the closest to the cost itself)."""
+    settings: list[tuple[str, StreamEvents | None, int]] = [
+        ("before (no packer)", None, 0),
+        ("raw", "raw", 0),
+        ("compressed, level 1", "compressed", 1),
+        ("compressed, level 2", "compressed", 2),
+        ("compressed, level 3", "compressed", 3),
+        ("none", "none", 1),
+    ]
+    for kind in ("stream (20 events)", "json"):
+        found: dict[str, list[tuple[float, ...]]] = {name: [] for name, _, _ in settings}
+        for _ in range(repeats):
+            for name, events, level in settings:
+                packer = None if events is None else BodyPacker(events, 8192, level)
+                fresh = url if not url.startswith("sqlite") else f"{url}.{secrets.token_hex(3)}"
+                found[name].append(await cpu_per_row(fresh, rows, batch, kind.startswith("stream"), packer))
+                if fresh != url:
+                    for suffix in ("", "-wal", "-shm"):
+                        with contextlib.suppress(FileNotFoundError):
+                            os.remove(fresh.removeprefix("sqlite:///") + suffix)
+        for name, runs in found.items():
+            build_us, store_us, total_us = (
+                min(part) for part in zip(*((b, s, b + s) for b, s, _ in runs), strict=True)
+            )
+            print(
+                f"{kind:20} {name:20} build {build_us:6.1f} us  store {store_us:6.1f} us  "
+                f"total {total_us:6.1f} us  bodies {runs[0][2]:6.0f} B/row"
+            )
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("url", help="sqlite:///PATH or postgresql://USER@HOST:PORT/DB")
     parser.add_argument("--rows", type=int, default=50_000)
     parser.add_argument("--batch", type=int, default=1000, help="rows per transaction (database.batch_max)")
+    parser.add_argument("--cpu", action="store_true", help="CPU per row by stream_events setting (issue #15)")
     args = parser.parse_args()
     url, schema = args.url, None
     if url.startswith(("postgresql://", "postgres://")):
         schema = f"fgbench_{secrets.token_hex(4)}"
         url = f"{url}{'&' if '?' in url else '?'}schema={schema}"
+    if args.cpu:
+        try:
+            await bench_cpu(url, args.rows, args.batch)
+        finally:
+            if schema is not None:
+                conn = await asyncpg.connect(args.url)
+                await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+                await conn.close()
+        return
     try:
         apply_rate = await bench_apply(url, args.rows, args.batch)
         writer_rate = await bench_writer(url, args.rows, args.batch)

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from feedgate.analysis.chat_messages import answer_tool_calls
+from feedgate.store.bodies import events_dropped
 
 
 def _body(raw: bytes | str | None) -> Any:
@@ -85,7 +86,10 @@ def helicone_row(row: dict[str, Any], attempts: int | None = None) -> dict[str, 
         "span_id": row.get("span_id"),
     }
     if is_stream:
+        # The raw events as the provider sent them; with log.stream_events: none they were not kept (null, and
+        # response_events_kept false), and response_body, the reassembled message, is the record.
         out["response_events"] = _body_text(row["response_body"])
+        out["response_events_kept"] = not events_dropped(row)
     return out
 
 

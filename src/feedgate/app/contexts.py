@@ -42,6 +42,7 @@ from feedgate.proxy.features.cache_backend import CacheBackend, RedisCache, Stor
 from feedgate.proxy.features.shared_state import RedisState, SharedState, open_shared_state
 from feedgate.proxy.features.supervisor_state import SupervisorState
 from feedgate.store import make_store
+from feedgate.store.bodies import BodyPacker
 from feedgate.store.ops import WriteOp
 from feedgate.store.pending import sweep_once
 from feedgate.store.pruning import prune_before, reclaim_space
@@ -93,7 +94,13 @@ async def store_ctx(metrics: Metrics | None, tracing: Tracing | None, app: web.A
         leftover = spool.open()
     writer: Writer[Exchange] = Writer(
         store,
-        row_builder(app[PRICES], settings.database.max_decoded_answer_bytes, metrics, tracing),
+        row_builder(
+            app[PRICES],
+            settings.database.max_decoded_answer_bytes,
+            metrics,
+            tracing,
+            BodyPacker(settings.log.stream_events, settings.log.request_body_compress_over_bytes),
+        ),
         queue_size=settings.database.queue_size,
         queue_max_bytes=settings.database.queue_max_bytes,
         batch_max=settings.database.batch_max,

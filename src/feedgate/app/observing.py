@@ -34,6 +34,7 @@ from feedgate.logrows.exchange import Exchange
 from feedgate.logrows.pricing import PriceTable
 from feedgate.ops.metrics import Metrics, ModelLabels
 from feedgate.ops.scrape import PendingFeedback, Scrape, StateCollector, metrics_handler, register_state
+from feedgate.store.bodies import BodyPacker
 from feedgate.store.ops import InsertRequest
 from feedgate.store.reads.feedback import pending_count, trace_of
 from feedgate.workers import WorkerOf
@@ -46,12 +47,19 @@ METRICS_ROUTE = "/metrics"
 
 
 def row_builder(
-    prices: PriceTable, max_decoded_bytes: int, metrics: Metrics | None, tracing: Tracing | None
+    prices: PriceTable,
+    max_decoded_bytes: int,
+    metrics: Metrics | None,
+    tracing: Tracing | None,
+    packer: BodyPacker | None = None,
 ) -> Callable[[Exchange], InsertRequest]:
-    """The writer's ``build_row``: build the row, then count the proxied exchange and end its spans."""
+    """The writer's ``build_row``: build the row, then count the proxied exchange and end its spans.
+
+    ``packer`` is the writer's own (one compressor, reused for every row): it compresses or drops bodies as the
+    ``log`` settings say."""
 
     def build_and_observe(exchange: Exchange) -> InsertRequest:
-        built = build(exchange, prices, max_decoded_bytes)
+        built = build(exchange, prices, max_decoded_bytes, packer)
         if exchange.proxied:
             exchange.model = built.model
             try:

@@ -41,7 +41,16 @@ async def _fill(args: argparse.Namespace, settings: Settings) -> DemoCounts:
     queue: Any = context.Queue(maxsize=8)
     child = context.Process(
         target=produce,
-        args=(args.requests, args.days, args.seed, args.rated_share, time.time(), 5000, queue),
+        args=(
+            args.requests,
+            args.days,
+            args.seed,
+            args.rated_share,
+            time.time(),
+            5000,
+            queue,
+            (settings.log.stream_events, settings.log.request_body_compress_over_bytes),
+        ),
         daemon=True,
     )
     child.start()

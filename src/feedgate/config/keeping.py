@@ -17,7 +17,8 @@ class LogSettings(Section):
     stream_events: Literal["compressed", "raw", "none"] = Field(
         "compressed",
         description="A streamed answer's raw events: compressed (zstd), raw, or none (only the reassembled "
-        "message is kept). Reads return them decoded whichever is chosen.",
+        "message is kept; GET /v1/request/{id} then answers response_events null, response_events_kept false). "
+        "Reads return them decoded whichever is chosen.",
     )
     request_body_compress_over_bytes: int = Field(
         8192,

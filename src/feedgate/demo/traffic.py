@@ -33,6 +33,7 @@ from feedgate.demo.bodies import anthropic_json, anthropic_sse, openai_json, ope
 from feedgate.logrows.build import build_row
 from feedgate.logrows.exchange import Exchange
 from feedgate.logrows.pricing import PriceTable
+from feedgate.store.bodies import BodyPacker, StreamEvents
 from feedgate.store.ops import PutFeedback, PutScores, WriteOp
 from feedgate.store.utc import utc_text
 
@@ -153,8 +154,11 @@ class DemoTraffic:
         rated_share: float = 0.2,
         now: datetime | None = None,
         prices: PriceTable | None = None,
+        packer: BodyPacker | None = None,
     ) -> None:
         self.n, self.days, self.rated_share = n, days, rated_share
+        # The rows' bodies kept as a gateway with the same ``log`` settings would keep them.
+        self.packer = packer
         self.rng = random.Random(seed)
         self.now = (now or datetime.now(UTC)).astimezone(UTC)
         self.prices = prices or PriceTable.load()
@@ -355,12 +359,25 @@ class DemoTraffic:
             duration_ms=duration,
             ttft_ms=duration * rng.uniform(0.1, 0.3) if stream and status == 200 else None,
         )
-        return build_row(exchange, self.prices)
+        return build_row(exchange, self.prices, packer=self.packer)
 
 
-def produce(n: int, days: float, seed: int, rated_share: float, now: float, batch: int, queue: Any) -> None:
-    """Child-process entry point: generate batches onto ``queue``, then ``None``, then the counts."""
-    traffic = DemoTraffic(n, days=days, seed=seed, rated_share=rated_share, now=datetime.fromtimestamp(now, UTC))
+def produce(
+    n: int,
+    days: float,
+    seed: int,
+    rated_share: float,
+    now: float,
+    batch: int,
+    queue: Any,
+    keeping: tuple[StreamEvents, int] = ("raw", 0),
+) -> None:
+    """Child-process entry point: generate batches onto ``queue``, then ``None``, then the counts.
+
+    ``keeping``: the ``log`` settings' stream_events and request_body_compress_over_bytes."""
+    when = datetime.fromtimestamp(now, UTC)
+    packer = BodyPacker(*keeping)
+    traffic = DemoTraffic(n, days=days, seed=seed, rated_share=rated_share, now=when, packer=packer)
     for ops in traffic.batches(batch):
         queue.put(ops)
     queue.put(None)

@@ -31,6 +31,7 @@ from feedgate.logrows.exchange import Exchange
 from feedgate.logrows.helicone_meta import helicone_meta
 from feedgate.logrows.pricing import PriceTable, openai_uncached
 from feedgate.logrows.redact import redacted, redacted_body, redacted_properties, redacted_query
+from feedgate.store.bodies import BodyPacker
 from feedgate.store.ops import InsertRequest
 from feedgate.store.utc import utc_text
 
@@ -181,12 +182,22 @@ class BuiltRow(NamedTuple):
 
 
 def build_row(
-    exchange: Exchange, prices: PriceTable, max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES
+    exchange: Exchange,
+    prices: PriceTable,
+    max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
+    packer: BodyPacker | None = None,
 ) -> InsertRequest:
-    return build(exchange, prices, max_decoded_bytes).row
+    return build(exchange, prices, max_decoded_bytes, packer).row
 
 
-def build(exchange: Exchange, prices: PriceTable, max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES) -> BuiltRow:
+def build(
+    exchange: Exchange,
+    prices: PriceTable,
+    max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
+    packer: BodyPacker | None = None,
+) -> BuiltRow:
+    """The row of ``exchange``; ``packer`` (the writer's, from the ``log`` settings) compresses or drops bodies
+    as they are stored (without one, bodies are kept as sent)."""
     request_headers = _utf8_headers(exchange.request_headers)
     meta = helicone_meta(request_headers)
     request_data = loads(exchange.request_body)  # once, for its facts and for redaction
@@ -222,6 +233,12 @@ def build(exchange: Exchange, prices: PriceTable, max_decoded_bytes: int = DEFAU
     upstream_id = response_headers.get("x-request-id") or response_headers.get("request-id")
     request_body = None if meta.omit_request else redacted_body(exchange.request_body, request_data)
     stored_response = None if meta.omit_response or decoded.problem == "undecodable" else response_body
+    request_encoding = response_encoding = None
+    if packer is not None:
+        request_body, request_encoding = packer.request(request_body)
+        if exchange.is_stream:
+            reassembled = assembled.message is not None
+            stored_response, response_encoding = packer.events(stored_response, reassembled)
     ttft_ms = exchange.ttft_ms
     if api == "responses" and exchange.is_stream:
         ttft_ms = first_output_ms(exchange) or ttft_ms
@@ -273,6 +290,8 @@ def build(exchange: Exchange, prices: PriceTable, max_decoded_bytes: int = DEFAU
         usage.reasoning_tokens,
         exchange.trace_id,
         exchange.span_id,
+        request_encoding,
+        response_encoding,
     )
     row = InsertRequest(values, derived_signals=signals, fresh_id=exchange.fresh_id, answer_problem=decoded.problem)
     billed = usage

@@ -363,6 +363,18 @@ _DATASET_ITEMS_BY_REQUEST = "CREATE INDEX dataset_items_request_id ON dataset_it
 migration("m011_dataset_items_by_request", sqlite=_DATASET_ITEMS_BY_REQUEST, postgres=_DATASET_ITEMS_BY_REQUEST)
 
 
+# Leaner rows (issue #15): how a row's bodies are kept (store/bodies.py). NULL: as sent (every row written
+# before this step); 'zstd': compressed, decoded on every read; response_body_encoding 'dropped' (with
+# response_body NULL): a stream's raw events were not kept (log.stream_events: none), its reassembled message
+# in response_json is the record. Written by the writer, never guessed from a body's bytes. No index: the
+# columns are read with their row, never searched.
+migration(
+    "m012_body_encodings",
+    sqlite="ALTER TABLE requests ADD COLUMN request_body_encoding TEXT; "
+    "ALTER TABLE requests ADD COLUMN response_body_encoding TEXT;",
+)
+
+
 def statements(sql: str) -> list[str]:
     """Split a step into statements (the steps hold no semicolons inside literals)."""
     return [part.strip() for part in sql.split(";") if part.strip()]

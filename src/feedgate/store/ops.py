@@ -58,6 +58,8 @@ REQUEST_COLUMNS: tuple[str, ...] = (
     "reasoning_tokens",
     "trace_id",
     "span_id",
+    "request_body_encoding",
+    "response_body_encoding",
 )
 
 

@@ -18,7 +18,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -28,6 +28,7 @@ from asyncpg.exceptions._base import DataError as ArgumentError
 
 from feedgate.config import mask_url
 from feedgate.errors import RowRejected, StoreUnreachable
+from feedgate.store.bodies import decoded_rows
 from feedgate.store.dialect import POSTGRES, Dialect, dollar_params, plain_value
 from feedgate.store.migrations import MIGRATIONS, statements
 from feedgate.store.ops import REQUEST_COLUMNS, CacheEntry, InsertRequest, WriteOp
@@ -240,7 +241,7 @@ class PostgresStore(Store):
 
     async def request_attempts(self, request_id: str) -> list[dict[str, Any]]:
         rows = await self.reader.fetch("SELECT * FROM requests WHERE request_id = $1 ORDER BY attempt", request_id)
-        return [dict(row) for row in rows]
+        return decoded_rows(dict(row) for row in rows)
 
     async def requests_exist(self, request_ids: Sequence[str]) -> set[str]:
         if not request_ids:
@@ -265,7 +266,7 @@ class PostgresStore(Store):
 
     async def stream(
         self, sql: str, params: Sequence[Any] = (), batch: int = 500
-    ) -> AsyncIterator[list[dict[str, Any]]]:
+    ) -> AsyncGenerator[list[dict[str, Any]], None]:
         """Rows in batches from a server-side cursor, so an export of any size holds one batch in memory."""
         async with self.reader.acquire() as conn, conn.transaction(readonly=True):
             cursor = await conn.cursor(dollar_params(sql), *params)

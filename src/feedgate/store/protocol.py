@@ -7,7 +7,7 @@ what each store does its own way. Writes are ``WriteOp`` values applied by the s
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any, Protocol
 
 from feedgate.store.dialect import Dialect
@@ -66,6 +66,8 @@ class Store(Protocol):
         """Rows as dicts of a read-only query written with ``?`` placeholders."""
         ...
 
-    def stream(self, sql: str, params: Sequence[Any] = (), batch: int = 500) -> AsyncIterator[list[dict[str, Any]]]:
+    def stream(
+        self, sql: str, params: Sequence[Any] = (), batch: int = 500
+    ) -> AsyncGenerator[list[dict[str, Any]], None]:
         """Rows in batches of ``batch`` from a connection of their own, so memory holds one batch."""
         ...

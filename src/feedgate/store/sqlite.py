@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from typing import Any
 import aiosqlite
 
 from feedgate.errors import RowRejected
+from feedgate.store.bodies import decoded_rows
 from feedgate.store.dialect import SQLITE, Dialect
 from feedgate.store.migrations import MIGRATIONS, statements
 from feedgate.store.ops import REQUEST_COLUMNS, CacheEntry, InsertRequest, ReclaimSpace, WriteOp
@@ -198,7 +199,7 @@ class SqliteStore(Store):
         rows = await self.reader.execute_fetchall(
             "SELECT * FROM requests WHERE request_id = ? ORDER BY attempt", (request_id,)
         )
-        return [dict(row) for row in rows]
+        return decoded_rows(dict(row) for row in rows)
 
     async def requests_exist(self, request_ids: Sequence[str]) -> set[str]:
         if not request_ids:
@@ -226,7 +227,9 @@ class SqliteStore(Store):
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return await self._readers.fetch(sql, params)
 
-    def stream(self, sql: str, params: Sequence[Any] = (), batch: int = 500) -> AsyncIterator[list[dict[str, Any]]]:
+    def stream(
+        self, sql: str, params: Sequence[Any] = (), batch: int = 500
+    ) -> AsyncGenerator[list[dict[str, Any]], None]:
         return self._readers.stream(sql, params, batch)
 
     async def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:

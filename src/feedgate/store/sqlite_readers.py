@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 import aiosqlite
@@ -72,7 +72,7 @@ class SqliteReaders:
 
     async def stream(
         self, sql: str, params: Sequence[Any] = (), batch: int = 500
-    ) -> AsyncIterator[list[dict[str, Any]]]:
+    ) -> AsyncGenerator[list[dict[str, Any]], None]:
         """Rows in batches from a connection of its own, so a long read never holds up the others."""
         conn = await self._connect()
         conn.row_factory = sqlite3.Row

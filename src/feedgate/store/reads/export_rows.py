@@ -14,6 +14,9 @@ from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Literal
 
+from zstandard import ZstdDecompressor
+
+from feedgate.store.bodies import decoded_row
 from feedgate.store.dialect import Frag
 from feedgate.store.ops import REQUEST_COLUMNS
 from feedgate.store.protocol import Store
@@ -36,6 +39,8 @@ NARROW_COLUMNS = [
     "method",
     "api",
     "response_id",
+    "request_body_encoding",
+    "response_body_encoding",
 ]
 # A stream's answer is its reassembled message (response_json); its raw events (response_body, the largest
 # column) are read only for jsonl, which exports them. A plain answer's response_json is not read either.
@@ -82,7 +87,8 @@ async def _chunk(store: Store, part: list[int], full: bool) -> list[dict[str, An
         part,
     )
     names = [*columns, "rating", "comment", "rated_utc"]
-    by_id = {row[0]: dict(zip(names, row, strict=True)) for row in rows}
+    decompressor = ZstdDecompressor()
+    by_id = {row[0]: decoded_row(dict(zip(names, row, strict=True)), decompressor) for row in rows}
     found = [by_id[row_id] for row_id in part if row_id in by_id]
     request_ids = [row["request_id"] for row in found]
     if not request_ids or not full:
@@ -131,6 +137,8 @@ RESPONSE_COLUMNS = [
     "request_body",
     "response_body",
     "response_json",
+    "request_body_encoding",
+    "response_body_encoding",
 ]
 
 
@@ -148,6 +156,6 @@ async def rows_by_response_id(store: Store, response_ids: Sequence[str]) -> dict
             part,
         )
         for row in rows:
-            found = dict(zip(RESPONSE_COLUMNS, row, strict=True))
+            found = decoded_row(dict(zip(RESPONSE_COLUMNS, row, strict=True)))
             out.setdefault(found["response_id"], []).append(found)
     return out

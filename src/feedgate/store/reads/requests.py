@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from feedgate.errors import FilterError
+from feedgate.store.bodies import decoded_rows
 from feedgate.store.dialect import Dialect, Frag, join
 from feedgate.store.filters import check_property_name, property_expr
 from feedgate.store.protocol import Store
@@ -87,7 +88,7 @@ async def request_page(store: Store, where: Frag, order: Frag, limit: int, offse
     ids = Frag(f"SELECT r.id FROM requests r WHERE {LATEST} AND (") + where + Frag(") ORDER BY ") + order
     ids = ids + Frag(" LIMIT ? OFFSET ?", (limit, offset))
     query = ids.wrap("SELECT r.* FROM requests r WHERE r.id IN (", ") ORDER BY ") + order
-    return await store.query(query.sql, query.params)
+    return decoded_rows(await store.query(query.sql, query.params))
 
 
 async def count_matching(store: Store, where: Frag) -> int:
@@ -168,7 +169,7 @@ async def requests_before(store: Store, where: Frag, before: Position | None, li
     ids = Frag(f"SELECT r.id FROM requests r WHERE {LATEST} AND (") + where + Frag(")") + after_position(before, False)
     ids = ids + Frag(" ORDER BY r.datetime_utc DESC, r.id DESC LIMIT ?", (limit,))
     query = ids.wrap("SELECT r.* FROM requests r WHERE r.id IN (", ") ORDER BY r.datetime_utc DESC, r.id DESC")
-    return await store.query(query.sql, query.params)
+    return decoded_rows(await store.query(query.sql, query.params))
 
 
 async def adjacent_request(store: Store, where: Frag, position: Position, newer: bool) -> str | None:
