@@ -168,12 +168,16 @@ async def insights_report(store: Store, settings: AnalysisSettings, pairs: Itera
     found_insights = grouped.poor_groups(
         {d.name: c for d, c in zip(dims, counted[1:], strict=True)}, total, min_ratings, alpha
     )
+    wanted: dict[str, list[str]] = {}
+    for insight in found_insights:
+        wanted.setdefault(insight.dimension, []).append(insight.key)
     by_name = {d.name: d for d in dims}
     picked = await asyncio.gather(
-        *(negative_examples(store, by_name[i.dimension], i.key, where, examples) for i in found_insights)
+        *(negative_examples(store, by_name[name], keys, where, examples) for name, keys in wanted.items())
     )
-    for insight, rows in zip(found_insights, picked, strict=True):
-        insight.examples = rows
+    found_examples = {name: rows for name, rows in zip(wanted, picked, strict=True)}
+    for insight in found_insights:
+        insight.examples = found_examples[insight.dimension].get(insight.key, [])
     return {
         "filters": selection.describe(),
         "dimensions": [d.name for d in dims],

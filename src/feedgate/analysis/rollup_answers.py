@@ -13,22 +13,21 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from feedgate.analysis import rollup_plan
 from feedgate.analysis.quality import Pair, finish
+from feedgate.analysis.rollup_edges import counts_of, cut, durations_of, edge_cells, picked, rated_of, window_of
 from feedgate.analysis.selection import Selection
 from feedgate.analysis.stats import GroupStats
 from feedgate.config import AnalysisSettings
-from feedgate.store.dialect import Frag
-from feedgate.store.filters import and_all, compile_filter
 from feedgate.store.protocol import Store
 from feedgate.store.reads import rollup_reads
 from feedgate.store.reads.durations import Sampling
-from feedgate.store.reads.groups import Dimension, GroupCounts, group_counts
+from feedgate.store.reads.groups import Dimension, GroupCounts
 from feedgate.store.reads.rollup_reads import Cells, Hours, Key
-from feedgate.store.reads.windows import Rated, WindowCounts, rated_counts, window_counts
-from feedgate.store.rollups.cells import UNTIMED_DIMENSIONS, bucket_of
+from feedgate.store.reads.windows import Rated, WindowCounts
+from feedgate.store.rollups.cells import UNTIMED_DIMENSIONS
 
 # The edges are at most a few hours: their durations are all fetched, so the histogram counts every one.
 EVERY_DURATION = Sampling(exact_max=2**62)
@@ -41,7 +40,8 @@ class RollupPlan:
 
     cells: dict[str | None, Cells]
     hours: Hours
-    edges: Frag | None  # the selection within the partial hours; None when the range has none
+    edges: tuple[tuple[str, str], ...]  # the partial hours, [start, end), read from rows
+    properties: tuple[str, ...]  # the rolled-up properties, which the edges are summed with
 
 
 async def plan(
@@ -71,14 +71,7 @@ async def plan(
             return None
         cells[group] = found
     parts = rollup_plan.split(since, until, cuts)
-    edges = None
-    if parts.edges:
-        ranges: Any = None
-        for start, end in parts.edges:
-            leaf = and_all([{"request": {"created_at": {"gte": start}}}, {"request": {"created_at": {"lt": end}}}])
-            ranges = leaf if ranges is None else {"left": ranges, "operator": "or", "right": leaf}
-        edges = compile_filter(and_all([selection.tree(), ranges]), store.dialect).where
-    return RollupPlan(cells, parts.hours, edges)
+    return RollupPlan(cells, parts.hours, parts.edges, tuple(analysis.properties))
 
 
 def week_of(day: str) -> str:
@@ -125,6 +118,10 @@ def _two_windows() -> tuple[WindowCounts, WindowCounts]:
     return WindowCounts(), WindowCounts()
 
 
+def _in_window(counts: WindowCounts, window: int) -> tuple[WindowCounts, WindowCounts]:
+    return (WindowCounts(), counts) if window else (counts, WindowCounts())
+
+
 def _weekly(dim: Dimension | None) -> bool:
     return dim is not None and dim.name == "week"
 
@@ -135,12 +132,10 @@ async def stats(store: Store, found: RollupPlan, dim: Dimension) -> tuple[list[G
     weekly = _weekly(dim)
     groups = _fold(summed.groups, weekly, _add_counts, GroupCounts)
     latency = _fold(summed.latency, weekly, _add_histogram, Counter)
-    if found.edges is not None:
-        counted = await group_counts(store, dim, found.edges, EVERY_DURATION)
-        for k, counts in counted.groups.items():
-            groups.setdefault(k, GroupCounts()).merge(counts)
-        for k, values in counted.durations.items():
-            latency.setdefault(k, Counter()).update(bucket_of(value) for value in values)
+    for k, sums in picked(await edge_cells(store, found.edges, found.properties), found.cells[dim.name]):
+        k = week_of(k) if weekly and k is not None else k
+        groups.setdefault(k, GroupCounts()).merge(counts_of(sums))
+        latency.setdefault(k, Counter()).update(durations_of(sums))
     overall = GroupCounts()
     every: Counter[int] = Counter()
     for counts in groups.values():
@@ -165,9 +160,10 @@ async def rated(store: Store, found: RollupPlan, dim: Dimension | None) -> dict[
     """``windows.rated_counts`` from rollups."""
     cells = found.cells[dim.name if dim is not None else None]
     out = _fold(await rollup_reads.rated(store, cells, found.hours), _weekly(dim), _add_rated, Rated)
-    if found.edges is not None:
-        for k, counts in (await rated_counts(store, dim, found.edges)).items():
-            _add_rated(out.setdefault(k, Rated()), counts)
+    weekly = _weekly(dim)
+    for k, sums in picked(await edge_cells(store, found.edges, found.properties), cells):
+        k = week_of(k) if weekly and k is not None else k
+        _add_rated(out.setdefault(k, Rated()), rated_of(sums))
     return {k: v for k, v in out.items() if v.rated}
 
 
@@ -177,7 +173,10 @@ async def windows(
     """``windows.window_counts`` from rollups (the hours' split at ``recent_from`` is one of the plan's cuts)."""
     summed = await rollup_reads.windows(store, found.cells[dim.name], found.hours, recent_from, signals)
     out = _fold(summed, _weekly(dim), _add_windows, _two_windows)
-    if found.edges is not None:
-        for k, pair in (await window_counts(store, dim, found.edges, recent_from, signals)).items():
-            _add_windows(out.setdefault(k, _two_windows()), pair)
+    weekly = _weekly(dim)
+    for start, end in cut(found.edges, recent_from):
+        window = 1 if start >= recent_from else 0
+        for k, sums in picked(await edge_cells(store, [(start, end)], found.properties), found.cells[dim.name]):
+            k = week_of(k) if weekly and k is not None else k
+            _add_windows(out.setdefault(k, _two_windows()), _in_window(window_of(sums, signals), window))
     return {k: pair for k, pair in out.items() if k is not None}
