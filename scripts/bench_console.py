@@ -101,8 +101,16 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database-url", required=True, help="a store, e.g. one feedgate demo filled")
     parser.add_argument("--repeat", type=int, default=20, help="requests per page (default 20)")
+    parser.add_argument(
+        "--properties",
+        default="feature",
+        help="analysis.properties, comma-separated: the properties the store's rollups keep (default feature)",
+    )
     args = parser.parse_args()
-    settings = load_settings(environ={}, overrides={"database": {"url": args.database_url}})
+    properties = [name for name in args.properties.split(",") if name]
+    settings = load_settings(
+        environ={}, overrides={"database": {"url": args.database_url}, "analysis": {"properties": properties}}
+    )
     runner = web.AppRunner(create_app(settings))
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -135,6 +135,27 @@ def _source(found: rollup_answers.RollupPlan | None) -> str:
     return "rows" if found is None else "rollup"
 
 
+def _sources(plans: Iterable[rollup_answers.RollupPlan | None]) -> str:
+    """``rollup`` when every part of an answer came from rollups; ``rows`` when any part was counted from rows."""
+    return "rollup" if all(found is not None for found in plans) else "rows"
+
+
+async def _plans(
+    store: Store,
+    settings: AnalysisSettings,
+    selection: Selection,
+    groups: list[str | None],
+    since: str | None,
+    until: str | None,
+    cuts: list[str] | None = None,
+) -> list[rollup_answers.RollupPlan | None]:
+    """A plan per grouping: a dimension the rollups do not keep (a property not in ``analysis.properties``)
+    is counted from rows without sending the others there too."""
+    return [
+        await rollup_answers.plan(store, settings, selection, [group], since, until, cuts or ()) for group in groups
+    ]
+
+
 async def _dimensions(store: Store, settings: AnalysisSettings, chosen: list[str], base: list[str]) -> list[Dimension]:
     names = chosen or [*base, *(f"property:{p}" for p in settings.properties or await recent_property_names(store))]
     return [dimension(store.dialect, name) for name in dict.fromkeys(names)]
@@ -155,13 +176,13 @@ async def insights_report(store: Store, settings: AnalysisSettings, pairs: Itera
     alpha = _alpha(rest, settings.alpha)
     examples = integer(rest, "examples", 3, 0, 20)
     where, properties = _where(store, selection)
-    groups = [None, *(d.name for d in dims)]
-    found = await rollup_answers.plan(store, settings, selection, groups, selection.since, selection.until)
-    if found is not None:
-        plan = found
-        counted = await asyncio.gather(*(rollup_answers.rated(store, plan, d) for d in [None, *dims]))
-    else:
-        counted = await asyncio.gather(rated_counts(store, None, where), *(rated_counts(store, d, where) for d in dims))
+    plans = await _plans(store, settings, selection, [None, *(d.name for d in dims)], selection.since, selection.until)
+    counted = await asyncio.gather(
+        *(
+            rollup_answers.rated(store, found, d) if found is not None else rated_counts(store, d, where)
+            for found, d in zip(plans, [None, *dims], strict=True)
+        )
+    )
     total = counted[0].get(None, Rated())
     if not total.rated:
         await require_properties(store, properties)
@@ -189,7 +210,7 @@ async def insights_report(store: Store, settings: AnalysisSettings, pairs: Itera
             "negative_rate": total.negative / total.rated if total.rated else None,
         },
         "insights": [i.as_dict() for i in found_insights],
-        "source": _source(found),
+        "source": _sources(plans),
     }
 
 
@@ -215,12 +236,15 @@ async def regressions_report(
     since = max(filter(None, (selection.since, utc_text(baseline_from))))
     upto = min(filter(None, (selection.until, utc_text(end))))
     split_at = utc_text(recent_from)
-    found = await rollup_answers.plan(store, settings, selection, [d.name for d in dims], since, upto, [split_at])
-    if found is not None:
-        plan = found
-        counted = await asyncio.gather(*(rollup_answers.windows(store, plan, d, split_at, signals) for d in dims))
-    else:
-        counted = await asyncio.gather(*(window_counts(store, d, where, split_at, signals) for d in dims))
+    plans = await _plans(store, settings, selection, [d.name for d in dims], since, upto, [split_at])
+    counted = await asyncio.gather(
+        *(
+            rollup_answers.windows(store, found, d, split_at, signals)
+            if found is not None
+            else window_counts(store, d, where, split_at, signals)
+            for found, d in zip(plans, dims, strict=True)
+        )
+    )
     regressions = grouped.regressions(
         {d.name: c for d, c in zip(dims, counted, strict=True)}, min_ratings, alpha, signals
     )
@@ -233,7 +257,7 @@ async def regressions_report(
         "alpha": alpha,
         "signals": signals,
         "regressions": [{**r.as_dict(), "summary": summary(r)} for r in regressions],
-        "source": _source(found),
+        "source": _sources(plans),
     }
 
 
