@@ -148,7 +148,10 @@ async def main(url: str, runs: int, export_since: str, properties: list[str]) ->
                 return (await r.json())["data"]
 
         count = await post_json("/request/count/query", {"filter": "all"})
-        since = utc_text(time.time() - 30 * 86400)  # one range for both paths
+        # One range for both paths: what since=30d means (from the top of the hour 30 days ago), fixed once so
+        # that the two calls agree even if an hour turns between them.
+        month_ago = time.time() - 30 * 86400
+        since = utc_text(month_ago - month_ago % 3600)
         for group in ("model", *(f"property:{name}" for name in properties), "day"):
             await both(
                 f"stats by {group}, 30 days",

@@ -174,6 +174,18 @@ async def test_regressions_same_on_both_paths(filled: Store) -> None:
     assert found
 
 
+async def test_regressions_in_one_hour_compare_the_same_whole_hours(filled: Store) -> None:
+    """Two runs in the same hour agree: the windows end with the current hour and are cut on the hour."""
+    pairs = [("recent_days", "2"), ("baseline_days", "5"), ("by", "model"), ("by", "user")]
+    early = await regressions_report(filled, ON, pairs, now=NOW.replace(minute=1))
+    late = await regressions_report(filled, ON, pairs, now=NOW.replace(minute=59))
+    assert early == late
+    end = NOW.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    assert early["recent"] == {"from": utc_text(end - timedelta(days=2)), "to": utc_text(end)}
+    assert early["baseline"]["from"] == utc_text(end - timedelta(days=7))
+    assert early["source"] == "rollup"
+
+
 async def test_the_overview_chart_is_the_same_from_rollups(filled: Store) -> None:
     """The console overview's per-day trend per model: each model's daily stats come from rollups."""
     for pairs, models in (([("since", at(11.5))], len(MODELS)), ([("since", at(2.2)), ("model", "o3")], 1)):

@@ -4,6 +4,7 @@ percentile read from the latency histogram is to the exact one."""
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime, timedelta, timezone
 
 from feedgate.analysis.rollup_plan import ERROR_BOUND, cells_for, histogram_percentile, readable, split
 from feedgate.analysis.selection import Selection, parse_selection
@@ -82,3 +83,21 @@ def test_histogram_percentiles_are_within_the_bound() -> None:
             assert abs(read - exact) <= ERROR_BOUND * exact + 1e-12, (size, q)
     assert histogram_percentile({}, 50.0) is None
     assert round(ERROR_BOUND, 4) == 0.0443
+
+
+def test_spans_in_days_and_weeks_start_on_the_hour() -> None:
+    """``30d`` reaches back to the top of an hour, so the rollups answer it whole; minutes and hours are exact."""
+    now = datetime(2026, 12, 4, 14, 28, 59, 250_000, tzinfo=UTC)
+
+    def since(value: str) -> str | None:
+        return parse_selection([("since", value)], now=now)[0].since
+
+    assert since("30d") == "2026-11-04T14:00:00.000000Z"
+    assert since("1.5d") == "2026-12-03T02:00:00.000000Z"
+    assert since("2w") == "2026-11-20T14:00:00.000000Z"
+    assert since("12h") == "2026-12-04T02:28:59.250000Z"
+    assert since("90m") == "2026-12-04T12:58:59.250000Z"
+    # A caller's clock in another zone snaps to the UTC hour, not its own half hour.
+    india = now.astimezone(timezone(timedelta(hours=5, minutes=30)))
+    assert parse_selection([("until", "1d")], now=india)[0].until == "2026-12-03T14:00:00.000000Z"
+    assert split(since("30d"), None).edges == ()

@@ -56,6 +56,7 @@ EXPECTED_REQUEST_INDEXES = {
     "requests_time_ids",
     "requests_user_id",
     "requests_session_id",
+    "requests_failed",
 }
 
 

@@ -29,11 +29,11 @@ from feedgate.store.dialect import Frag
 from feedgate.store.filters import and_all, check_text, compile_filter
 from feedgate.store.ops import RecordAlerts, WriteOp
 from feedgate.store.protocol import Store
+from feedgate.store.reads.examples import negative_examples
 from feedgate.store.reads.groups import Dimension, dimension
 from feedgate.store.reads.requests import compile_sort, count_matching, page_annotations, request_page
 from feedgate.store.reads.windows import (
     Rated,
-    negative_examples,
     property_exists,
     rated_counts,
     recent_property_names,
@@ -189,16 +189,13 @@ async def insights_report(store: Store, settings: AnalysisSettings, pairs: Itera
     found_insights = grouped.poor_groups(
         {d.name: c for d, c in zip(dims, counted[1:], strict=True)}, total, min_ratings, alpha
     )
-    wanted: dict[str, list[str]] = {}
-    for insight in found_insights:
-        wanted.setdefault(insight.dimension, []).append(insight.key)
     by_name = {d.name: d for d in dims}
-    picked = await asyncio.gather(
-        *(negative_examples(store, by_name[name], keys, where, examples) for name, keys in wanted.items())
-    )
-    found_examples = {name: rows for name, rows in zip(wanted, picked, strict=True)}
+    wanted: dict[Dimension, list[str]] = {}
     for insight in found_insights:
-        insight.examples = found_examples[insight.dimension].get(insight.key, [])
+        wanted.setdefault(by_name[insight.dimension], []).append(insight.key)
+    found_examples = await negative_examples(store, wanted, where, examples)
+    for insight in found_insights:
+        insight.examples = found_examples.get(insight.dimension, {}).get(insight.key, [])
     return {
         "filters": selection.describe(),
         "dimensions": [d.name for d in dims],
@@ -228,7 +225,9 @@ async def regressions_report(
     recent = _days(rest, "recent_days", settings.recent_days)
     baseline = _days(rest, "baseline_days", settings.baseline_days)
     signals = sorted({check_text(name, "signal") for name in rest.get("signal", [])} or DEFAULT_NEGATIVE_SIGNALS)
-    end = (now or datetime.now(UTC)).astimezone(UTC)
+    # The windows end with the current hour (everything logged so far) and are cut at whole hours, so the
+    # rollups answer all of them and two calls in the same hour compare the same requests.
+    end = (now or datetime.now(UTC)).astimezone(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     recent_from, baseline_from = end - recent, end - recent - baseline
     span = {"request": {"created_at": {"gte": utc_text(baseline_from)}}}
     until = {"request": {"created_at": {"lt": utc_text(end)}}}

@@ -4,8 +4,11 @@ Query string (API) and flags (CLI) map one to one: ``model``, ``user``, ``sessio
 ``since``, ``until``, ``rating`` (``positive`` | ``negative`` | ``unrated``), ``property.NAME=VALUE`` and
 ``min_score.NAME=NUMBER`` (each may repeat with different names). The CLI turns its flags into these
 pairs, so a command gives the same answer against the store directly or through ``--url``. Times are
-ISO 8601 or relative to now: ``30d``, ``12h``, ``2w``, ``90m``. A selection becomes a Helicone filter
-tree, so it is compiled and checked by the one filter compiler (``store/filters.py``).
+ISO 8601 or relative to now: ``30d``, ``12h``, ``2w``, ``90m``. A span in days or weeks starts at the top of
+the hour it reaches back to (``30d`` at 14:28 means from 14:00 thirty days ago): the rollups then answer the
+whole range, with no partial hour at its start to count from rows, and two calls in the same hour agree.
+Minutes and hours stay exact, where an hour's slack would be a large part of the span. A selection becomes a
+Helicone filter tree, so it is compiled and checked by the one filter compiler (``store/filters.py``).
 """
 
 from __future__ import annotations
@@ -26,16 +29,21 @@ SIMPLE = ("model", "user", "session", "path", "prompt", "since", "until", "ratin
 RATINGS = ("positive", "negative", "unrated")
 _RELATIVE = re.compile(r"(\d+(?:\.\d+)?)\s*([mhdw])")
 _UNITS = {"m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_WHOLE_HOURS = ("d", "w")
 _COLUMNS = {"model": "model", "user": "user_id", "session": "session_id", "path": "path", "prompt": "prompt"}
 
 
 def moment(value: str, where: str, now: datetime | None = None) -> str:
-    """An ISO 8601 time, or a span back from now (``30d``), as the stores' ``utc_text``."""
+    """An ISO 8601 time, or a span back from now (``30d``), as the stores' ``utc_text``; a span in days or
+    weeks from the top of its hour (see the module's docstring)."""
     relative = _RELATIVE.fullmatch(value.strip())
     if relative:
         try:
             span = timedelta(seconds=float(relative.group(1)) * _UNITS[relative.group(2)])
-            return utc_text((now or datetime.now(UTC)) - span)
+            found = (now or datetime.now(UTC)) - span
+            if relative.group(2) in _WHOLE_HOURS:
+                found = found.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+            return utc_text(found)
         except OverflowError:
             raise FilterError(
                 f"{where}: {value.strip()[:32]!r} reaches back before the year 1; use a shorter span or a date"

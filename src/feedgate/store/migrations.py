@@ -375,6 +375,15 @@ migration(
 )
 
 
+# The console's "4xx"/"5xx" lists (issue #16): with few or no failed calls, newest-first through the time
+# index read every row of the range to find none (1.4 s over 30 days at 1M requests). A partial index holds
+# only failed calls, so it costs a write only for those; a filter uses it when its SQL carries the literal
+# term ``r.status >= 400`` (store/filters.py adds it to status comparisons that imply it).
+_FAILED = "CREATE INDEX requests_failed ON requests (datetime_utc) WHERE status >= 400;"
+
+migration("m013_requests_failed", sqlite=_FAILED, postgres=_FAILED)
+
+
 def statements(sql: str) -> list[str]:
     """Split a step into statements (the steps hold no semicolons inside literals)."""
     return [part.strip() for part in sql.split(";") if part.strip()]

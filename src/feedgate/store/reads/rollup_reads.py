@@ -173,7 +173,10 @@ async def rated(store: Store, cells: Cells, hours: Hours) -> dict[Key, Rated]:
     """Explicit ratings per group over ``hours`` (groups without any are left out, as ``rated_counts`` does)."""
     if hours.empty():
         return {}
-    query = _query(cells, hours, "SUM(positive), SUM(negative)", "rollup_cells")
+    # Only the cells with a rating: most of a month of users' cells hold requests and no rating (a cell per
+    # user and active hour), and leaving them out of the grouping's sort took 0.40 s down to 0.15 s at 1M.
+    rated_only = Frag(" AND (positive <> 0 OR negative <> 0)")
+    query = _query(cells, hours, "SUM(positive), SUM(negative)", "rollup_cells", more=rated_only)
     out: dict[Key, Rated] = {}
     for k, positive, negative in await store.fetch(query.sql, query.params):
         counts = out.setdefault(k, Rated())

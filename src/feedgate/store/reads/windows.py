@@ -107,40 +107,6 @@ async def window_counts(
     return out
 
 
-async def negative_examples(
-    store: Store, dim: Dimension, keys: Sequence[str], where: Frag, limit: int
-) -> dict[str, list[dict[str, str | None]]]:
-    """Thumbs-down requests of each of ``keys`` (groups of ``dim``): those with a comment first (they say why),
-    then the newest, ``limit`` of each.
-
-    One query per dimension, not per group: an insights page names a hundred groups on a busy store, and a
-    query each made them queue for the read connections for seconds.
-    """
-    if not keys or limit <= 0:
-        return {}
-    marks = ", ".join("?" for _ in keys)
-    query = (
-        dim.key.wrap("SELECT ", " AS k, ")
-        + Frag(
-            "r.request_id, f.comment FROM feedback f JOIN requests r ON f.target_id = r.request_id "
-            f"WHERE f.target_type = 'request' AND f.rating = 0 AND {LATEST} AND "
-        )
-        + dim.key
-        + Frag(f" IN ({marks}) AND (", tuple(keys))
-        + where
-        + Frag(
-            ") ORDER BY 1, CASE WHEN f.comment IS NULL OR trim(f.comment) = '' THEN 1 ELSE 0 END, "
-            "r.datetime_utc DESC, r.request_id DESC"
-        )
-    )
-    out: dict[str, list[dict[str, str | None]]] = {key: [] for key in keys}
-    for key, request_id, comment in await store.fetch(query.sql, query.params):
-        examples = out.get(key)
-        if examples is not None and len(examples) < limit:
-            examples.append({"request_id": request_id, "comment": comment})
-    return out
-
-
 async def property_exists(store: Store, name: str) -> bool:
     """Whether any request has property ``name`` (sent as a header or set afterwards)."""
     later = await store.fetch("SELECT 1 FROM request_properties WHERE key = ? LIMIT 1", (name,))
