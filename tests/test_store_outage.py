@@ -17,6 +17,7 @@ import asyncpg
 import pytest
 
 from conftest import GatewayFactory
+from feedgate.appkeys import STORE
 from feedgate.config import load_settings
 from feedgate.store import make_store
 from feedgate.store.ops import REQUEST_COLUMNS, InsertRequest
@@ -166,6 +167,26 @@ async def test_readyz_answers_in_time_while_the_database_swallows_everything(
                 await asyncio.sleep(0.2)
     finally:
         await relay.cut()
+
+
+async def test_a_read_the_database_does_not_answer_in_time_is_a_503_with_a_reason(
+    pg_schemas: Schemas, make_gateway: GatewayFactory, http: aiohttp.ClientSession
+) -> None:
+    """A report over rows of a huge store can outlast the read timeout (60 s; here a millisecond, so that every
+    read outlasts it): the caller gets a 503 in Helicone's shape that says what to do, never a 500, and the
+    same call answers once reads are quick enough again."""
+    gateway = await make_gateway(database={"url": pg_schemas.new_url()})
+    store = gateway.app[STORE]
+    assert isinstance(store, PostgresStore)
+    store.read_timeout_s = 0.001
+    params = {"group_by": "user", "since": "2026-01-01T00:00:00Z"}
+    async with asyncio.timeout(10), http.get(f"{gateway.v1}/feedback/stats", params=params) as r:
+        answer = await r.json()
+    assert r.status == 503 and answer["data"] is None
+    assert "did not answer within 0.001 s; narrow the time range" in answer["error"]
+    store.read_timeout_s = 60.0
+    async with asyncio.timeout(10), http.get(f"{gateway.v1}/feedback/stats", params=params) as r:
+        assert r.status == 200 and (await r.json())["data"]["overall"]["requests"] == 0
 
 
 async def test_serve_with_an_unreachable_database_says_so_and_exits_3(pg_schemas: Schemas) -> None:

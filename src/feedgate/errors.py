@@ -13,7 +13,7 @@ Errors answered over HTTP, with their status::
     + PayloadTooLarge       413   body over ``server.max_body_bytes``
     + Unprocessable         422   well-formed but invalid field values or unknown fields
     + RateLimited           429   a ``Helicone-RateLimit-Policy`` quota is used up
-    + StoreUnavailable      503   the database did not take a write in time
+    + StoreUnavailable      503   the database did not take a write in time, or answer a read (PostgreSQL)
     + UpstreamError               the provider could not be used
       + UpstreamUnreachable 502   connection refused, DNS, TLS, reset before an answer
       + UpstreamTimeout     504   the provider went silent (connecting, or between bytes)

@@ -27,7 +27,7 @@ import asyncpg
 from asyncpg.exceptions._base import DataError as ArgumentError
 
 from feedgate.config import mask_url
-from feedgate.errors import RowRejected, StoreUnreachable
+from feedgate.errors import RowRejected, StoreUnavailable, StoreUnreachable
 from feedgate.store.bodies import decoded_rows
 from feedgate.store.dialect import POSTGRES, Dialect, dollar_params, plain_value
 from feedgate.store.migrations import MIGRATIONS, statements
@@ -75,6 +75,9 @@ def split_schema(url: str) -> tuple[str, str | None]:
     return urlunsplit(parts._replace(query=rest)), schema or None
 
 
+READ_TIMEOUT_S = 60.0
+
+
 class PostgresStore(Store):
     dialect: Dialect = POSTGRES
 
@@ -101,6 +104,9 @@ class PostgresStore(Store):
         self._read: asyncpg.Pool[asyncpg.Record] | None = None
         self._write: asyncpg.Pool[asyncpg.Record] | None = None
         self._insert_requests = ""
+        # A read still running after this is cancelled and answered 503: a report over rows the rollups cannot
+        # answer, on a store of many millions, can run longer than anyone waits for a page.
+        self.read_timeout_s = READ_TIMEOUT_S
 
     @property
     def _server_settings(self) -> dict[str, str]:
@@ -261,7 +267,15 @@ class PostgresStore(Store):
     # The reads in store/reads/ share the read pool: independent queries run concurrently.
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Rows as tuples. SQL in either placeholder style: ``?`` is rewritten, ``$n`` passes unchanged."""
-        rows = await self.reader.fetch(dollar_params(sql), *params)
+        try:
+            rows = await self.reader.fetch(dollar_params(sql), *params, timeout=self.read_timeout_s)
+        except TimeoutError:
+            raise StoreUnavailable(
+                f"the database did not answer within {self.read_timeout_s:g} s; narrow the time range or the "
+                "filters (a time range with at most one of model, user, path, prompt or a rolled-up property "
+                "is answered from the rollups)",
+                code="store_timeout",
+            ) from None
         return [tuple(plain_value(value) for value in row.values()) for row in rows]
 
     async def stream(
