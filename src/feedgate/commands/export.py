@@ -109,7 +109,7 @@ async def _local(args: argparse.Namespace, source: Local, bar: Bar) -> tuple[int
         return total, written, f"{written:,} lines to {args.output}{dropped}"
     spool = Spool()
     try:
-        written = await spool.fill(export.lines())
+        written = await spool.fill(export.batches())
         train, validation = spool.parts(args.split, args.seed)
         for path, part in zip(_paths(args.output), (train, validation), strict=True):
             with open(path, "wb") as out:
