@@ -66,7 +66,10 @@ async def export_order(store: Store, where: Frag, order: Order, rated_only: bool
     """Row ids of the matching requests (latest attempts) in export order."""
     rated = " AND EXISTS (SELECT 1 FROM feedback f WHERE f.target_type = 'request' AND f.target_id = r.request_id)"
     rating = _RATING if order == "rating" else "NULL"  # a lookup per row, for the one order that uses it
-    query = Frag(f"SELECT r.id, r.messages_fingerprint, {rating} FROM requests r WHERE {LATEST}")
+    # The fingerprint only for the order that groups by it: without it, an index that does not hold it can
+    # answer the query (requests_request_id_model, when the filter leads there).
+    fingerprint = "r.messages_fingerprint" if order == "conversation" else "NULL"
+    query = Frag(f"SELECT r.id, {fingerprint}, {rating} FROM requests r WHERE {LATEST}")
     query = query + Frag(rated if rated_only else "") + where.wrap(" AND (", ")")
     if order == "conversation":
         query = query + Frag(" AND r.messages_fingerprint IS NOT NULL")
@@ -100,15 +103,20 @@ class Chunk:
         return len(self.rows)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        return (self.row(index) for index in range(len(self.rows)))
+        for values in self.rows:
+            yield self._completed(dict(zip(self.names, values, strict=True)))
 
     def column(self, name: str) -> list[Any]:
         at = self.names.index(name)
         return [row[at] for row in self.rows]
 
     def row(self, index: int) -> dict[str, Any]:
-        """The ``index``-th row as a dict, its bodies decoded (``store/bodies.py``)."""
-        row = decoded_row(dict(zip(self.names, self.rows[index], strict=True)), self._decompressor)
+        """The ``index``-th row as a dict, as iterating gives it."""
+        return self._completed(dict(zip(self.names, self.rows[index], strict=True)))
+
+    def _completed(self, row: dict[str, Any]) -> dict[str, Any]:
+        """``row`` with its bodies decoded (``store/bodies.py``), and a full row's scores and later properties."""
+        decoded_row(row, self._decompressor)
         if self._later is not None:
             scores, properties = self._later
             row["scores"] = scores.get(row["request_id"], {})
