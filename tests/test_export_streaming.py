@@ -75,3 +75,23 @@ async def test_an_export_of_many_chunks_keeps_every_row_in_order_and_drops_repea
     assert await asyncio.to_thread(main, args) == 0
     assert [orjson.loads(line) for line in out.read_bytes().splitlines()] == chat
     assert f"({ROWS - QUESTIONS:,} repeated inputs dropped)" in capsys.readouterr().err
+
+
+async def test_an_export_selects_by_rating_the_rows_a_query_counts(
+    either_gateway: Gateway, http: aiohttp.ClientSession
+) -> None:
+    """Exports match a rating against the list of rated requests (compile_filter's every_row), queries one
+    request at a time: the same rows either way."""
+    gateway = either_gateway
+    await gateway.app[WRITER].submit(many_rows())
+    for rating, value, expected in (("positive", True, 100), ("negative", False, 50), ("unrated", None, ROWS - 150)):
+        async with http.post(
+            f"{gateway.v1}/request/count/query", json={"filter": {"feedback": {"rating": {"equals": value}}}}
+        ) as r:
+            assert (await r.json())["data"] == expected
+        async with http.get(f"{gateway.v1}/export", params={"format": "jsonl", "rating": rating}) as r:
+            assert int(r.headers["Feedgate-Export-Rows"]) == expected
+            lines = [orjson.loads(line) for line in (await r.read()).splitlines()]
+        assert len(lines) == expected and all(line["feedback_rating"] is value for line in lines)
+    async with http.get(f"{gateway.v1}/export", params={"format": "openai-preference"}) as r:
+        assert int(r.headers["Feedgate-Export-Rows"]) == 150  # the rated rows only

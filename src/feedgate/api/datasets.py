@@ -218,7 +218,7 @@ async def export_dataset(request: web.Request) -> web.StreamResponse:
 async def export_filter(request: web.Request) -> web.StreamResponse:
     store = request.app[STORE]
     selection, rest = parse_selection(request.query.items(), extra=("format", "split", "seed", "part"))
-    compiled = compile_filter(selection.tree(), store.dialect)
+    compiled = compile_filter(selection.tree(), store.dialect, every_row=True)
     await require_properties(store, compiled.properties)
     return await stream_export(request, store, compiled.where, rest, "export")
 

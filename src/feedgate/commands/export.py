@@ -97,7 +97,7 @@ async def _local(args: argparse.Namespace, source: Local, bar: Bar) -> tuple[int
         where = dataset_scope(args.dataset)
     else:
         selection, _ = parse_selection(filter_pairs(args))
-        compiled = compile_filter(selection.tree(), store.dialect)
+        compiled = compile_filter(selection.tree(), store.dialect, every_row=True)
         await require_properties(store, compiled.properties)
         where = compiled.where
     export = Export(store, where, args.format, progress=bar)

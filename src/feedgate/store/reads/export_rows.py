@@ -64,7 +64,8 @@ def dataset_scope(dataset_id: str) -> Frag:
 
 async def export_order(store: Store, where: Frag, order: Order, rated_only: bool = False) -> list[int]:
     """Row ids of the matching requests (latest attempts) in export order."""
-    rated = " AND EXISTS (SELECT 1 FROM feedback f WHERE f.target_type = 'request' AND f.target_id = r.request_id)"
+    # As compile_filter(every_row=True) matches a rating: the rated requests are a list SQLite can start from.
+    rated = " AND r.request_id IN (SELECT f.target_id FROM feedback f WHERE f.target_type = 'request')"
     rating = _RATING if order == "rating" else "NULL"  # a lookup per row, for the one order that uses it
     # The fingerprint only for the order that groups by it: without it, an index that does not hold it can
     # answer the query (requests_request_id_model, when the filter leads there).
