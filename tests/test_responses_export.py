@@ -218,3 +218,52 @@ async def test_cli_export_writes_the_rated_responses_calls(
     assert len(lines) == 5
     for line in lines:
         check_chat_line(line)
+
+
+async def test_responses_calls_among_chat_calls_keep_their_place_in_an_export(
+    gateway: Gateway, http: aiohttp.ClientSession
+) -> None:
+    """An export reads a chunk's Responses calls (and the turns they continue) ahead of the chat calls around
+    them; the lines still come in the rows' order."""
+    ids: list[str] = []
+    async with openai.AsyncOpenAI(base_url=gateway.v1, api_key="sk", max_retries=0) as api:
+
+        async def chat(text: str) -> None:
+            raw = await api.chat.completions.with_raw_response.create(
+                model="gpt-4o", messages=[{"role": "user", "content": f"echo: {text}"}]
+            )
+            ids.append(raw.headers["helicone-id"])
+
+        await chat("one")
+        asked = await api.responses.with_raw_response.create(
+            model="gpt-4.1", input="Weather in Paris?", tools=[WEATHER]
+        )
+        call = asked.parse().output[0]
+        assert call.type == "function_call"
+        ids.append(asked.headers["helicone-id"])
+        await chat("two")
+        answered = await api.responses.with_raw_response.create(
+            model="gpt-4.1",
+            previous_response_id=asked.parse().id,
+            input=[{"type": "function_call_output", "call_id": call.call_id, "output": "echo: sunny"}],
+        )
+        ids.append(answered.headers["helicone-id"])
+        await chat("three")
+    for request_id in ids:
+        await rate(http, gateway, request_id, True)
+    lines = await export(http, gateway, format="openai-chat", rating="positive")
+    answers = [line["messages"][-1].get("content") or "a tool call" for line in lines]
+    assert answers == ["one", "a tool call", "two", "sunny", "three"]
+    assert lines[3]["messages"][:2] == [
+        {"role": "user", "content": "Weather in Paris?"},  # the turn it continues, from the log
+        {
+            "role": "assistant",
+            "tool_calls": [
+                {
+                    "id": call.call_id,
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": call.arguments},
+                }
+            ],
+        },
+    ]

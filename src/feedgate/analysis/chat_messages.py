@@ -242,9 +242,18 @@ def to_chat(row: ExportRow, inputs: Inputs | None = None) -> Chat | None:
         chat = _anthropic_chat(req, resp, inputs)
     else:
         return None  # embeddings, errors, legacy completions, unknown shapes
-    if chat is None or not any(m["role"] == "user" for m in chat.input):
+    if chat is None or not _asks(chat.input):
         return None
     return chat
+
+
+def _asks(messages: list[JSON]) -> bool:
+    # A loop, not any() over a generator: this runs once per exported row, and the generator costs more than
+    # the few messages it usually looks at before the first user message.
+    for message in messages:
+        if message["role"] == "user":
+            return True
+    return False
 
 
 def answer_tool_calls(message: Any) -> list[JSON] | None:

@@ -14,10 +14,11 @@ same chat shape, a Responses call with the earlier turns feedgate logged before 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import tempfile
 from array import array
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -30,12 +31,14 @@ from feedgate.analysis.training_formats import few_shot, openai_chat_line, opena
 from feedgate.errors import FilterError
 from feedgate.store.dialect import Frag
 from feedgate.store.protocol import Store
-from feedgate.store.reads.export_rows import export_order, export_rows
+from feedgate.store.reads.export_rows import Chunk, export_order, export_rows
 
 FORMATS = ("openai-chat", "openai-preference", "few-shot", "jsonl")
 _ORDER = {"openai-chat": "rating", "few-shot": "rating", "openai-preference": "conversation", "jsonl": "time"}
 Progress = Callable[[int, int], None]
 _MAX_KEYS = 8192
+# A batch of lines (Export.batches) ends past this many bytes.
+BATCH_BYTES = 1 << 18
 
 
 def check_format(fmt: str | None) -> str:
@@ -119,12 +122,27 @@ def _input_digest(chat: Chat, line: JSON) -> bytes:
 
 
 def _line(value: Any) -> bytes:
-    return orjson.dumps(value) + b"\n"
+    return orjson.dumps(value, option=orjson.OPT_APPEND_NEWLINE)
+
+
+async def _linked_responses(store: Store, rows: Chunk) -> dict[int, ExportRow]:
+    """The Responses API rows of a chunk, by their place in it, converted and filled in from the calls they
+    continue (``response_chains.py``), which are looked up for the whole chunk at once."""
+    apis = rows.column("api")
+    pairs: dict[int, tuple[dict[str, Any], ExportRow]] = {}
+    for index, api in enumerate(apis):
+        if api == "responses":
+            row = rows.row(index)
+            pairs[index] = (row, export_row(row))
+    if pairs:
+        await link_responses(store, list(pairs.values()))
+    return {index: exported for index, (_row, exported) in pairs.items()}
 
 
 @dataclass
 class Export:
-    """One export: ``plan()`` finds the rows, ``lines()`` streams JSONL; counters say how it went."""
+    """One export: ``plan()`` finds the rows, ``batches()`` (or ``lines()``) streams JSONL; counters say how it
+    went."""
 
     store: Store
     where: Frag
@@ -134,42 +152,71 @@ class Export:
     rows_read: int = 0
     lines_written: int = 0
     duplicates: int = 0
+    # What the conversion carries from row to row: the inputs written (16-byte digests), the parsed bodies shared
+    # (openai-chat only: its conversion treats them as read-only, chat_messages.Inputs), the preference group.
+    _seen: set[bytes] = field(default_factory=set, init=False, repr=False)
+    _bodies: Bodies | None = field(default=None, init=False, repr=False)
+    _group: list[ExportRow] = field(default_factory=list, init=False, repr=False)
+    _group_key: str | None = field(default=None, init=False, repr=False)
 
     async def plan(self) -> int:
         self.ids = await export_order(self.store, self.where, _ORDER[self.fmt], self.fmt == "openai-preference")  # type: ignore[arg-type]
         return len(self.ids)
 
     async def lines(self) -> AsyncIterator[bytes]:
-        seen: set[bytes] = set()
-        # Only openai-chat shares parsed bodies: its conversion treats them as read-only (chat_messages.Inputs).
-        bodies = Bodies() if self.fmt == "openai-chat" else None
-        group: list[ExportRow] = []
-        group_key: str | None = None
+        async with contextlib.aclosing(self.batches()) as batches:
+            async for batch in batches:
+                for line in batch:
+                    yield line
+
+    async def batches(self) -> AsyncGenerator[list[bytes], None]:
+        """The lines in lists of about ``BATCH_BYTES``: a writer writes each at once, no line takes a round
+        through the event loop, and a chunk of long lines is never held whole."""
+        self._bodies = Bodies() if self.fmt == "openai-chat" else None
         async for rows in export_rows(self.store, self.ids, full=self.fmt == "jsonl"):
-            if self.fmt == "jsonl":
-                for row in rows:
-                    yield self._count(_line(_full(row)))
-                self._read(len(rows))
-                continue
-            pairs = [(row, export_row(row, bodies)) for row in rows]
-            await link_responses(self.store, pairs)
-            for row, exported in pairs:
-                if self.fmt == "openai-preference":
-                    if row["messages_fingerprint"] != group_key:
-                        for line in openai_preference_lines(group):
-                            yield self._count(_line(line))
-                        group, group_key = [], row["messages_fingerprint"]
-                    group.append(exported)
-                else:
-                    for line, key in self._deduplicable(exported, bodies):
-                        if key in seen:
-                            self.duplicates += 1
-                            continue
-                        seen.add(key)
-                        yield self._count(_line(line))
+            linked = {} if self.fmt == "jsonl" else await _linked_responses(self.store, rows)
+            batch: list[bytes] = []
+            size = 0
+            for line in self._chunk_lines(rows, linked):
+                batch.append(line)
+                size += len(line)
+                if size >= BATCH_BYTES:
+                    self.lines_written += len(batch)
+                    yield batch
+                    batch, size = [], 0
+            if batch:
+                self.lines_written += len(batch)
+                yield batch
             self._read(len(rows))
-        for line in openai_preference_lines(group):
-            yield self._count(_line(line))
+        tail = [_line(line) for line in openai_preference_lines(self._group)]
+        if tail:
+            self.lines_written += len(tail)
+            yield tail
+
+    def _chunk_lines(self, rows: Chunk, linked: dict[int, ExportRow]) -> Iterator[bytes]:
+        """The lines of one chunk. Its rows are converted one at a time, so what a row parses is freed with it,
+        not held (and promoted through the GC's generations into the next full collection) for the whole chunk."""
+        if self.fmt == "jsonl":
+            for row in rows:
+                yield _line(_full(row))
+            return
+        for index, row in enumerate(rows):
+            exported = linked.get(index)
+            if exported is None:
+                exported = export_row(row, self._bodies)
+            if self.fmt == "openai-preference":
+                if row["messages_fingerprint"] != self._group_key:
+                    for line in openai_preference_lines(self._group):
+                        yield _line(line)
+                    self._group, self._group_key = [], row["messages_fingerprint"]
+                self._group.append(exported)
+                continue
+            for line, key in self._deduplicable(exported, self._bodies):
+                if key in self._seen:
+                    self.duplicates += 1
+                    continue
+                self._seen.add(key)
+                yield _line(line)
 
     def _read(self, count: int) -> None:
         self.rows_read += count
@@ -187,10 +234,6 @@ class Export:
         else:
             for example in few_shot([row]):
                 yield example, _digest([example.get("system"), example["input"]])
-
-    def _count(self, line: bytes) -> bytes:
-        self.lines_written += 1
-        return line
 
 
 def _full(row: dict[str, Any]) -> dict[str, Any]:
@@ -211,11 +254,15 @@ class Spool:
         self.file: IO[bytes] = tempfile.TemporaryFile()
         self.offsets = array("q")
 
-    async def fill(self, lines: AsyncIterator[bytes]) -> int:
-        async for line in lines:
-            self.offsets.append(self.file.tell())
-            self.file.write(line)
-        self.offsets.append(self.file.tell())
+    async def fill(self, batches: AsyncIterator[list[bytes]]) -> int:
+        """Every line of ``batches`` (``Export.batches()``); how many."""
+        end = self.file.tell()
+        async for batch in batches:
+            for line in batch:
+                self.offsets.append(end)
+                end += len(line)
+            self.file.write(b"".join(batch))
+        self.offsets.append(end)
         return len(self.offsets) - 1
 
     def parts(self, fraction: float, seed: int) -> tuple[list[int], list[int]]:

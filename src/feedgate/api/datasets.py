@@ -218,7 +218,7 @@ async def export_dataset(request: web.Request) -> web.StreamResponse:
 async def export_filter(request: web.Request) -> web.StreamResponse:
     store = request.app[STORE]
     selection, rest = parse_selection(request.query.items(), extra=("format", "split", "seed", "part"))
-    compiled = compile_filter(selection.tree(), store.dialect)
+    compiled = compile_filter(selection.tree(), store.dialect, every_row=True)
     await require_properties(store, compiled.properties)
     return await stream_export(request, store, compiled.where, rest, "export")
 
@@ -246,7 +246,7 @@ async def stream_export(
     if fraction is None:
         await response.prepare(request)
         try:
-            await _write_lines(response, export.lines())
+            await _write_lines(response, export.batches())
         except ConnectionResetError:
             raise  # the client left: nothing failed
         except Exception:
@@ -259,7 +259,7 @@ async def stream_export(
     else:
         spool = Spool()
         try:
-            await spool.fill(export.lines())
+            await spool.fill(export.batches())
             train, validation = spool.parts(fraction, seed)
             await response.prepare(request)
             for line in spool.read(train if part == "train" else validation):
@@ -270,14 +270,18 @@ async def stream_export(
     return response
 
 
-async def _write_lines(response: web.StreamResponse, lines: AsyncIterator[bytes]) -> None:
-    buffer = bytearray()
-    async for line in lines:
-        buffer += line
-        if len(buffer) >= _FLUSH_BYTES:
-            await response.write(bytes(buffer))
-            buffer.clear()
-    await response.write(bytes(buffer))
+async def _write_lines(response: web.StreamResponse, batches: AsyncIterator[list[bytes]]) -> None:
+    """Each batch written at once (joined: one copy), small ones gathered up to ``_FLUSH_BYTES``."""
+    pending: list[bytes] = []
+    size = 0
+    async for batch in batches:
+        pending += batch
+        size += sum(map(len, batch))
+        if size >= _FLUSH_BYTES:
+            await response.write(b"".join(pending))
+            pending.clear()
+            size = 0
+    await response.write(b"".join(pending))
 
 
 def _safe(name: str) -> str:

