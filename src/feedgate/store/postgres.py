@@ -110,7 +110,10 @@ class PostgresStore(Store):
 
     @property
     def _server_settings(self) -> dict[str, str]:
-        settings: dict[str, str] = {}
+        # No JIT compilation: feedgate's reads over rollups and indexes cost more than its threshold by the
+        # planner's estimate yet run in tens of milliseconds, and compiling them added about 40 ms to each
+        # (stats from rollups at a million requests: 94 -> 53 ms a query).
+        settings: dict[str, str] = {"jit": "off"}
         if "application_name" not in dict(parse_qsl(urlsplit(self.dsn).query)):  # the URL's own name wins
             settings["application_name"] = "feedgate"
         if self.schema is not None:
