@@ -21,7 +21,7 @@ import shutil
 import sqlite3
 import time
 
-# Tables keyed by request ID (or holding one) that are copied with each request.
+# The summed columns of each rollup table: a store of N copies holds N times each sum.
 ROLLUP_SUMS = {
     "rollup_cells": (
         "requests",

@@ -96,7 +96,7 @@ COLUMN_TABLES: dict[str, dict[str, Column]] = {"request": _REQUEST, "response": 
 _FEEDBACK: dict[str, Kind] = {"rating": "boolean", "created_at": "timestamp", "comment": "text", "signal": "text"}
 TABLES = (*COLUMN_TABLES, "feedback", "properties", "scores")
 _RATING = "SELECT 1 FROM feedback f WHERE f.target_type = 'request' AND f.target_id = r.request_id"
-_RATED = "SELECT f.target_id FROM feedback f WHERE f.target_type = 'request'"
+RATED_REQUESTS = "SELECT f.target_id FROM feedback f WHERE f.target_type = 'request'"  # the IDs of rated requests
 _SIGNAL = (
     "SELECT 1 FROM feedback_events e WHERE e.target_type = 'request' AND e.target_id = r.request_id "
     "AND e.kind = 'implicit'"
@@ -250,7 +250,7 @@ class _Compiler:
             if value is None:
                 return Frag(f"NOT EXISTS ({_RATING})")
             if self.every_row:
-                return Frag(f"r.request_id IN ({_RATED} AND f.rating = ?)", (int(value),))
+                return Frag(f"r.request_id IN ({RATED_REQUESTS} AND f.rating = ?)", (int(value),))
             return Frag(f"EXISTS ({_RATING} AND f.rating = ?)", (int(value),))
         if name == "signal":
             compare = self.compare("e.signal", "text", op, value)

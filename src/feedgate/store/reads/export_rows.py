@@ -18,6 +18,7 @@ from zstandard import ZstdDecompressor
 
 from feedgate.store.bodies import decoded_row
 from feedgate.store.dialect import Frag
+from feedgate.store.filters import RATED_REQUESTS
 from feedgate.store.ops import REQUEST_COLUMNS
 from feedgate.store.protocol import Store
 from feedgate.store.reads.feedback import scores_for
@@ -65,7 +66,7 @@ def dataset_scope(dataset_id: str) -> Frag:
 async def export_order(store: Store, where: Frag, order: Order, rated_only: bool = False) -> list[int]:
     """Row ids of the matching requests (latest attempts) in export order."""
     # As compile_filter(every_row=True) matches a rating: the rated requests are a list SQLite can start from.
-    rated = " AND r.request_id IN (SELECT f.target_id FROM feedback f WHERE f.target_type = 'request')"
+    rated = f" AND r.request_id IN ({RATED_REQUESTS})"
     rating = _RATING if order == "rating" else "NULL"  # a lookup per row, for the one order that uses it
     # The fingerprint only for the order that groups by it: without it, an index that does not hold it can
     # answer the query (requests_request_id_model, when the filter leads there).
@@ -104,8 +105,8 @@ class Chunk:
         return len(self.rows)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        for values in self.rows:
-            yield self._completed(dict(zip(self.names, values, strict=True)))
+        for index in range(len(self.rows)):
+            yield self.row(index)
 
     def column(self, name: str) -> list[Any]:
         at = self.names.index(name)
