@@ -119,10 +119,11 @@ class SqliteStore(Store):
 
     async def close(self) -> None:
         await self._readers.close()
-        for conn in (self._read, self._write):
+        # Taken before the first await: a second close() at the same time finds nothing left to close.
+        conns, self._read, self._write = (self._read, self._write), None, None
+        for conn in conns:
             if conn is not None:
                 await conn.close()
-        self._read = self._write = None
 
     @property
     def reader(self) -> aiosqlite.Connection:

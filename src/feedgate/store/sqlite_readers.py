@@ -25,6 +25,7 @@ class SqliteReaders:
         self._all: list[aiosqlite.Connection] = []
         self._opening = 0
         self._open: set[aiosqlite.Connection] = set()  # every connection made and not yet closed
+        self._closing: dict[aiosqlite.Connection, asyncio.Future[None]] = {}
         self._closed = False
 
     async def _connect(self) -> aiosqlite.Connection:
@@ -48,9 +49,18 @@ class SqliteReaders:
         return conn
 
     async def _discard(self, conn: aiosqlite.Connection) -> None:
+        """Close ``conn`` once, however many callers ask at the same time.
+
+        Why once: aiosqlite's close() run twice at once never returns (the connection's thread ends after
+        the first), and a stop racing a read (close() while the read's own cleanup closes its connection)
+        hung the gateway's shutdown. Later callers wait for the first one's close.
+        """
         self._open.discard(conn)
-        with contextlib.suppress(Exception):
-            await conn.close()
+        closing = self._closing.get(conn)
+        if closing is None:
+            closing = self._closing[conn] = asyncio.ensure_future(_close_quietly(conn))
+            closing.add_done_callback(lambda _: self._closing.pop(conn, None))
+        await asyncio.shield(closing)
 
     async def _acquire(self) -> aiosqlite.Connection:
         if self._idle.empty() and len(self._all) + self._opening < self.size:
@@ -84,9 +94,21 @@ class SqliteReaders:
             await self._discard(conn)
 
     async def close(self) -> None:
-        """Close every connection, the pool's and any a stream or a cancelled caller still holds."""
+        """Close every connection, the pool's and any a stream or a cancelled caller still holds.
+
+        A read still running is interrupted (readers never write, so nothing is lost): a stop does not wait
+        for a long analysis query to finish.
+        """
         self._closed = True
         for conn in list(self._open):
+            with contextlib.suppress(Exception):  # not connected yet, or already closed
+                await conn.interrupt()  # sqlite3's interrupt: safe from any thread
+        for conn in [*self._open, *self._closing]:
             await self._discard(conn)
         self._all.clear()
         self._idle = asyncio.Queue()
+
+
+async def _close_quietly(conn: aiosqlite.Connection) -> None:
+    with contextlib.suppress(Exception):
+        await conn.close()
