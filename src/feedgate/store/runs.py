@@ -75,8 +75,11 @@ class Runs:
         if row["host"] != self.host:
             return False
         pid = int(row["pid"])
-        if pid == self.pid:  # this process has that PID now (a restarted container): that run is over
-            return True
+        if pid == self.pid:
+            # This process has that PID now. A run last seen before this one started belonged to an earlier
+            # process (a restarted container): it is over. One seen since is alive in this very process (two
+            # gateways in one program, as a benchmark or a test starts them).
+            return bool(row["seen_utc"] < self.started_utc)
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
