@@ -91,7 +91,7 @@ def _all_newest(dim: Dimension, wanted: Mapping[str, int], where: Frag, comment:
 
 
 def _newest(dim: Dimension, wanted: Mapping[str, int], where: Frag, comment: str) -> tuple[str, tuple[object, ...]]:
-    """One statement for all groups of a dimension (one round trip, one plan): a branch per group, each
+    """One statement for several groups of a dimension (one round trip, one plan): a branch per group, each
     reading that group's newest thumbs-down up to its count.
 
     CROSS JOIN keeps the requests as the outer loop on SQLite (PostgreSQL reads it as an inner join): each
