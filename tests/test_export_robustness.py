@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sqlite3
 from typing import Any
@@ -66,10 +67,10 @@ async def test_an_export_failing_after_it_began_ends_the_connection_instead_of_l
     """Its 200 is sent by then, so no error answer can follow; the client must see the export cut short."""
     request_id = await log(http, gateway, "/oai/v1/log", {"messages": [{"role": "user", "content": "Hi"}]}, ANSWER)
     await gateway.settled()
-    # A row no export can read (properties that are not an object), as a damaged database might hold.
+    # A row no export can read (properties that are not JSON), as a damaged database might hold.
     path = gateway.settings.database.url.removeprefix("sqlite:///")
     with sqlite3.connect(path) as db:
-        db.execute("UPDATE requests SET properties_json = '[1]' WHERE request_id = ?", (request_id,))
+        db.execute("UPDATE requests SET properties_json = '{\"cut off' WHERE request_id = ?", (request_id,))
     caplog.set_level(logging.ERROR, logger="feedgate.export")
     async with asyncio.timeout(5):
         async with http.get(f"{gateway.v1}/export", params={"format": "jsonl"}) as r:
@@ -80,3 +81,50 @@ async def test_an_export_failing_after_it_began_ends_the_connection_instead_of_l
     # The gateway is none the worse: the next call is answered.
     async with http.get(f"{gateway.v1}/datasets") as r:
         assert r.status == 200
+
+
+async def test_a_jsonl_line_holds_each_body_as_the_request_page_reads_it_one_line_per_request(
+    either_gateway: Gateway, http: aiohttp.ClientSession
+) -> None:
+    """A jsonl line writes the stored JSON as it is where it can: a body a client sent pretty-printed (line
+    breaks between its tokens) must still leave one line per request, and every field reads as
+    ``GET /v1/request/{id}`` gives it."""
+    gw = either_gateway
+    message = {"role": "user", "content": 'echo: two\nlines, a "quote" and </script>'}
+    bodies = [
+        json.dumps({"model": "gpt-4o-mini", "messages": [message]}, indent=2).encode(),  # line breaks
+        b'{ "model" : "gpt-4o-mini",\t"messages" : [ {"role": "user", "content": "echo: spaced"} ] }',
+        orjson.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "echo: plain"}]}),
+    ]
+    request_ids = []
+    for n, body in enumerate(bodies):
+        request_id = f"00000000-0000-4000-8000-00000000000{n}"
+        headers = {
+            "Authorization": "Bearer sk-test",
+            "Content-Type": "application/json",
+            "Helicone-Request-Id": request_id,
+            "Helicone-Property-Feature": f"f{n}",
+        }
+        async with http.post(f"{gw.v1}/chat/completions", data=body, headers=headers) as r:
+            assert r.status == 200, await r.text()
+        request_ids.append(request_id)
+    await gw.settled()
+    # A property set later overrides the one sent as a header, in the line as on the request's page.
+    later = {"key": "feature", "value": "two\nlines"}
+    async with http.put(f"{gw.v1}/request/{request_ids[1]}/property", json=later) as r:
+        assert r.status == 201
+    await gw.settled()
+    async with http.get(f"{gw.v1}/export", params={"format": "jsonl"}) as r:
+        assert r.status == 200
+        lines = (await r.read()).split(b"\n")
+    assert lines[-1] == b"" and len(lines) == 1 + len(bodies)
+    by_id = {line["request_id"]: line for line in map(orjson.loads, lines[:-1])}
+    assert sorted(by_id) == request_ids
+    for request_id, body in zip(request_ids, bodies, strict=True):
+        line = by_id[request_id]
+        assert line["request_body"] == orjson.loads(body)
+        async with http.get(f"{gw.v1}/request/{request_id}") as r:
+            page = (await r.json())["data"]
+        for name in ("request_body", "response_body", "request_headers", "properties", "tool_calls"):
+            assert line[name] == page[name], name
+    assert [by_id[request_id]["properties"]["feature"] for request_id in request_ids] == ["f0", "two\nlines", "f2"]

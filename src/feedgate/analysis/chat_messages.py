@@ -155,10 +155,26 @@ def _anthropic_assistant(blocks: Any) -> tuple[str | None, list[JSON]]:
         if block.get("type") == "text" and isinstance(block.get("text"), str):
             texts.append(block["text"])
         elif block.get("type") == "tool_use":
-            call = function_call(str(block.get("id") or ""), block.get("name"), json.dumps(block.get("input", {})))
+            call = _tool_use_call(block)
             if call is not None:
                 calls.append(call)
     return ("".join(texts) if texts else None), calls
+
+
+def _anthropic_calls(blocks: Any) -> list[JSON]:
+    """``_anthropic_assistant``'s calls alone: an export asks every answer for them, and most have none."""
+    calls: list[JSON] = []
+    if isinstance(blocks, list):
+        for block in blocks:
+            if isinstance(block, dict) and block.get("type") == "tool_use":
+                call = _tool_use_call(block)
+                if call is not None:
+                    calls.append(call)
+    return calls
+
+
+def _tool_use_call(block: JSON) -> JSON | None:
+    return function_call(str(block.get("id") or ""), block.get("name"), json.dumps(block.get("input", {})))
 
 
 def _anthropic_input(req: JSON) -> RequestSide:
@@ -270,7 +286,7 @@ def answer_tool_calls(message: Any) -> list[JSON] | None:
         reply = _openai_assistant(msg, []) if isinstance(msg, dict) else None
         calls = reply.get("tool_calls", []) if reply is not None else []
     elif message.get("type") == "message":
-        calls = _anthropic_assistant(message.get("content"))[1]
+        calls = _anthropic_calls(message.get("content"))
     else:
         calls = []
     return calls or None

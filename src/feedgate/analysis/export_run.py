@@ -244,7 +244,7 @@ def _full(row: dict[str, Any]) -> dict[str, Any]:
         "scores": row["scores"],
         "later_properties": row["later_properties"],
     }
-    return annotated(row, note)
+    return annotated(row, note, as_stored=True)
 
 
 class Spool:

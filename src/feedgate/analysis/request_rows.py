@@ -32,11 +32,32 @@ def _json(raw: str | None, default: Any) -> Any:
     return default if raw is None else orjson.loads(raw)
 
 
-def helicone_row(row: dict[str, Any], attempts: int | None = None) -> dict[str, Any]:
-    """One stored attempt as Helicone names things, plus feedgate's own fields."""
+def _as_stored(raw: bytes | str | None, parsed: Any) -> Any:
+    """``parsed`` to be written as the stored text itself when ``raw`` is JSON on one line: orjson copies a
+    Fragment where it would serialise the parsed tree again, the largest cost of a jsonl export's row.
+    Anything that did not parse, or holds a line break (whitespace between tokens, which a JSONL line must
+    not hold), stays as parsed, so a line reads the same either way."""
+    if raw is None or isinstance(parsed, str):  # None, unparsed text, or a JSON string: cheap to write
+        return parsed
+    if isinstance(raw, memoryview):
+        raw = bytes(raw)
+    newline, carriage = (b"\n", b"\r") if isinstance(raw, bytes) else ("\n", "\r")
+    if newline in raw or carriage in raw:  # type: ignore[operator]
+        return parsed
+    return orjson.Fragment(raw)
+
+
+def helicone_row(row: dict[str, Any], attempts: int | None = None, *, as_stored: bool = False) -> dict[str, Any]:
+    """One stored attempt as Helicone names things, plus feedgate's own fields.
+
+    ``as_stored``: the bodies and JSON columns are the stored JSON text (``orjson.Fragment``) where they
+    can be, for a caller that only serialises the row; the other fields are the same."""
     is_stream = bool(row["is_stream"])
-    response_body = _body(row["response_json"]) if is_stream else _body(row["response_body"])
+    response_raw = row["response_json"] if is_stream else row["response_body"]
+    response_body = _body(response_raw)
+    request_body = _body(row["request_body"])
     properties = _json(row["properties_json"], {})
+    request_headers = _json(row["request_headers_json"], {})
     out = {
         "request_id": row["request_id"],
         "request_created_at": row["datetime_utc"],
@@ -49,7 +70,7 @@ def helicone_row(row: dict[str, Any], attempts: int | None = None) -> dict[str, 
         "provider": row["provider"],
         "request_path": row["path"],
         "target_url": row["target_url"],
-        "request_body": _body(row["request_body"]),
+        "request_body": request_body,
         "response_body": response_body,
         "prompt_tokens": row["input_tokens"],
         "completion_tokens": row["output_tokens"],
@@ -80,11 +101,16 @@ def helicone_row(row: dict[str, Any], attempts: int | None = None) -> dict[str, 
         "tool_calls": answer_tool_calls(response_body),
         "response_id": row["response_id"],
         "previous_response_id": row["previous_response_id"],
-        "request_headers": _json(row["request_headers_json"], {}),
+        "request_headers": request_headers,
         # The OpenTelemetry trace of a traced call (null otherwise): where to find it in the tracing backend.
         "trace_id": row.get("trace_id"),
         "span_id": row.get("span_id"),
     }
+    if as_stored:
+        out["request_body"] = _as_stored(row["request_body"], request_body)
+        out["response_body"] = _as_stored(response_raw, response_body)
+        out["request_headers"] = _as_stored(row["request_headers_json"], request_headers)
+        out["request_properties"] = out["properties"] = _as_stored(row["properties_json"], properties)
     if is_stream:
         # The raw events as the provider sent them; with log.stream_events: none they were not kept (null, and
         # response_events_kept false), and response_body, the reassembled message, is the record.
@@ -104,10 +130,13 @@ def _status_for(error_type: str | None) -> int | None:
     return {"upstream_timeout": -2, "client_disconnected": -3, "upstream_unreachable": -100}.get(error_type or "")
 
 
-def annotated(row: dict[str, Any], note: dict[str, Any]) -> dict[str, Any]:
-    out = helicone_row(row, attempts=row["attempt"])
+def annotated(row: dict[str, Any], note: dict[str, Any], *, as_stored: bool = False) -> dict[str, Any]:
+    """``helicone_row`` with the feedback ``note`` (ratings, scores, properties set later) folded in."""
     note = dict(note)
-    # Properties set after the fact (PUT .../property) override those sent as headers.
-    out["request_properties"] = out["properties"] = {**out["properties"], **note.pop("later_properties")}
+    later = note.pop("later_properties")
+    out = helicone_row(row, attempts=row["attempt"], as_stored=as_stored and not later)
+    if later:
+        # Properties set after the fact (PUT .../property) override those sent as headers.
+        out["request_properties"] = out["properties"] = {**out["properties"], **later}
     out.update(note)
     return out
