@@ -91,3 +91,34 @@ async def test_a_cleared_or_changed_rating_is_no_example(store: Store) -> None:
     ids = [str(e["request_id"]) for e in found["user"]["u1"]]
     assert down[0]["id"] not in ids and down[1]["id"] not in ids
     assert sorted(ids) == sorted(r["id"] for r in down[2:])
+
+
+async def test_a_group_whose_thumbs_down_lie_far_back_is_found_past_many_newer_requests(store: Store) -> None:
+    """Thousands of newer requests of other groups before a rare group's first thumbs-down, and a sparse
+    group with a few in every stretch: a read that walks newest first must go on past them (PostgreSQL
+    walks a property's requests in batches, then reads the groups still short in one pass over the older
+    ones), and return each group's examples as they are, each once."""
+    rng = random.Random(5)
+    ops: list[WriteOp] = []
+    latest: list[dict[str, Any]] = []
+    for i in range(12_000):
+        request_id = f"w{i:05d}"
+        seconds = i // 2  # pairs at equal times: the request ID breaks the tie
+        feature = "rare" if i < 300 and i % 3 == 0 else "sparse" if i % 97 == 0 else rng.choice(["common", "other"])
+        ops.append(row(request_id, seconds, user_id="u", model="m"))
+        ops.append(PutProperty(request_id, "feature", feature))
+        value = False if feature in ("rare", "sparse") else rng.choice([True, False, None, None, None, None])
+        comment = rng.choice(COMMENTS) if value is False else None
+        if value is not None:
+            ops.append(rating(request_id, value, comment=comment))
+        latest.append(
+            {"id": request_id, "at": at(seconds), "property:feature": feature, "negative": value is False}
+            | {"comment": comment}
+        )
+    await store.apply(ops)
+    dim = dimension(store.dialect, "property:feature")
+    for limit in (3, 40):
+        found = await negative_examples(store, {dim: ["rare", "sparse", "common", "nowhere"]}, Frag("1 = 1"), limit)
+        for key in ("rare", "sparse", "common", "nowhere"):
+            assert found[dim.name][key] == expected(latest, dim.name, key, limit, at(0)), (key, limit)
+    assert len(found[dim.name]["rare"]) == 40 and found[dim.name]["nowhere"] == []

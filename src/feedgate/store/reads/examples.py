@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from feedgate.store.dialect import Frag, join
 from feedgate.store.protocol import Store
@@ -24,6 +25,12 @@ Example = dict[str, str | None]
 _COMMENTED = "f.comment IS NOT NULL AND trim(f.comment) <> ''"
 _UNCOMMENTED = "(f.comment IS NULL OR trim(f.comment) = '')"
 _GROUPS_PER_READ = 16
+# A dimension read in one pass (PostgreSQL, a prompt or a property) is first walked newest first through the
+# time index, this many requests, then four times as many: flagged groups are usually common, and fill within
+# it (at a million requests, 2,000 requests held three commented thumbs-down for each of three prompts:
+# 7 ms, where the one pass read all 15,105 commented thumbs-down in 130-200 ms). The groups still short are
+# then read in one pass over the older requests, so a walk never costs much more than the pass alone.
+_WALK_BATCHES = (2_000, 8_000)
 _NOT_SUPERSEDED = "NOT EXISTS (SELECT 1 FROM requests n WHERE n.request_id = r.request_id AND n.attempt > r.attempt)"
 
 
@@ -46,11 +53,11 @@ async def negative_examples(
 
 
 def _one_pass(store: Store, dim: Dimension) -> bool:
-    """Whether the groups of ``dim`` are read in one pass over the thumbs-down in scope, not walked.
+    """Whether the groups of ``dim`` are read together (``_walk_then_pass``), not walked group by group.
 
     PostgreSQL cannot estimate how many requests an expression such as a prompt's or a property's key
     selects, so for a group walk it starts from the feedback anyway, and reads every thumbs-down once per
-    group (0.1 s each at a million requests): once for all groups of the dimension costs the same as one.
+    group (0.1 s each at a million requests): all groups of the dimension at once cost the same as one.
     A user's and a model's requests have an index of their own, which it does walk.
     """
     return store.dialect.name == "postgres" and dim.name not in ("user", "model")
@@ -66,10 +73,70 @@ async def _fill(store: Store, dim: Dimension, by_key: dict[str, list[Example]], 
         short = {key: limit - len(examples) for key, examples in by_key.items() if len(examples) < limit}
         if not short:
             return
-        read = _all_newest if _one_pass(store, dim) else _newest
-        for key, request_id, text in await store.fetch(*read(dim, short, where, comment)):
+        if _one_pass(store, dim):
+            found = await _walk_then_pass(store, dim, short, where, comment)
+        else:
+            found = await store.fetch(*_newest(dim, short, where, comment))
+        for key, request_id, text in found:
             if len(examples := by_key[key]) < limit:
                 examples.append({"request_id": request_id, "comment": text})
+
+
+async def _walk_then_pass(
+    store: Store, dim: Dimension, wanted: Mapping[str, int], where: Frag, comment: str
+) -> list[tuple[Any, ...]]:
+    """The thumbs-down of the wanted groups newest first: walked a batch of requests at a time
+    (``_WALK_BATCHES``), then, for the groups still short, one pass over the requests older than the walk."""
+    short = dict(wanted)
+    found: list[tuple[Any, ...]] = []
+    scope = where
+    for batch in _WALK_BATCHES:
+        rows = await store.fetch(*_walk(dim, list(short), scope, comment, batch))
+        edge = next(row for row in rows if row[0])
+        for _edge, key, request_id, text, *_ in rows:
+            if _edge or key not in short:
+                continue
+            found.append((key, request_id, text))
+            short[key] -= 1
+            if short[key] <= 0:
+                del short[key]
+        _, _, last_id, _, last_utc, walked = edge
+        if not short or walked < batch:  # every group filled, or every request in scope walked
+            return found
+        older = Frag("r.datetime_utc <= ? AND (r.datetime_utc < ? OR r.request_id < ?)", (last_utc, last_utc, last_id))
+        scope = where.wrap("(", ") AND ") + older
+    return found + await store.fetch(*_all_newest(dim, short, scope, comment))
+
+
+def _walk(dim: Dimension, keys: Sequence[str], where: Frag, comment: str, batch: int) -> tuple[str, tuple[object, ...]]:
+    """The next ``batch`` requests ``where`` selects, newest first, and those of them that are thumbs-down of
+    the wanted groups; one more row (``edge`` true) says where the walk stopped and how many it read.
+
+    The walked requests are kept narrow (time, ID, attempt, group key) in a materialized CTE: the planner
+    then walks the time index and only looks the walked requests up in the feedback, where a join it
+    planned itself started from every thumbs-down (it cannot estimate how many requests a key selects).
+    """
+    query = (
+        Frag("WITH w AS MATERIALIZED (SELECT r.datetime_utc, r.request_id, r.attempt, ")
+        + dim.key
+        + Frag(" AS group_key FROM requests r WHERE ")
+        + where.wrap("(", ")")
+        + Frag(
+            " ORDER BY r.datetime_utc DESC, r.request_id DESC LIMIT ?) "
+            "SELECT false AS edge, r.group_key, r.request_id, f.comment, r.datetime_utc, 0 AS walked "
+            "FROM w r JOIN feedback f ON f.target_type = 'request' AND f.target_id = r.request_id "
+            f"WHERE f.rating = 0 AND {comment} AND {_NOT_SUPERSEDED} AND r.group_key IN "
+            f"({', '.join('?' for _ in keys)}) ",
+            (batch, *keys),
+        )
+        + Frag(
+            "UNION ALL SELECT true, NULL, e.request_id, NULL, e.datetime_utc, (SELECT COUNT(*) FROM w) "
+            "FROM (SELECT 1 AS one) o LEFT JOIN "
+            "(SELECT request_id, datetime_utc FROM w ORDER BY datetime_utc, request_id LIMIT 1) e ON true "
+            "ORDER BY 1, 5 DESC, 3 DESC"
+        )
+    )
+    return query.sql, query.params
 
 
 def _all_newest(dim: Dimension, wanted: Mapping[str, int], where: Frag, comment: str) -> tuple[str, tuple[object, ...]]:
