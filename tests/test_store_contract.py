@@ -265,6 +265,32 @@ async def test_regenerated_within_one_batch_by_session(store: Store) -> None:
     assert await events(store, "c") == []
 
 
+async def test_regenerated_found_for_every_row_of_a_large_batch(store: Store) -> None:
+    """A batch larger than one lookup statement holds (1,000 rows): every conversation sent again within the
+    window marks its earlier answer, by user or by session; one sent again too late, or by someone else, not."""
+    rows, again, not_again = [], [], []
+    for n in range(700):
+        who: dict[str, Any] = {"user_id": f"u{n}"} if n % 2 else {"session_id": f"s{n}"}
+        fingerprint = f"fp-large-{n}"
+        rows.append(row(f"first-{n}", n, messages_fingerprint=fingerprint, **who))
+        if n % 7 == 0:  # after the window
+            rows.append(row(f"late-{n}", n + 601, messages_fingerprint=fingerprint, **who))
+            not_again.append(f"first-{n}")
+        elif n % 7 == 1:  # the same conversation from another user
+            rows.append(row(f"other-{n}", n + 5, messages_fingerprint=fingerprint, user_id=f"other-{n}"))
+            not_again.append(f"first-{n}")
+        else:
+            rows.append(row(f"again-{n}", n + 5, messages_fingerprint=fingerprint, **who))
+            again.append(f"first-{n}")
+    await store.apply(rows)
+    marked = await query(
+        store, "SELECT target_id FROM feedback_events WHERE signal = ? ORDER BY target_id", "regenerated"
+    )
+    assert len(rows) > 1000
+    assert [m["target_id"] for m in marked] == sorted(again)
+    assert not set(not_again) & {m["target_id"] for m in marked}
+
+
 async def test_requests_exist_answers_for_large_id_lists(store: Store) -> None:
     await store.apply([row(f"id-{n}", n) for n in range(0, 1200, 3)])
     asked = [f"id-{n}" for n in range(1200)] + ["id-0"]

@@ -11,13 +11,13 @@ query for the whole batch); each store passes its way of looking as ``find_previ
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from feedgate.store.dialect import Executor
 from feedgate.store.ops import REQUEST_COLUMNS, InsertRequest
 from feedgate.store.statements import INSERT_EVENT
-from feedgate.store.utc import parse_utc_text, utc_text
+from feedgate.store.utc import utc_text
 
 # (messages fingerprint, request ID, window start, window end, session ID, user ID)
 Lookup = tuple[str, str, str, str, str | None, str | None]
@@ -43,7 +43,8 @@ def _lookups(inserts: Sequence[InsertRequest], window: timedelta) -> list[tuple[
         if fingerprint is None or (session_id is None and user_id is None):
             continue
         when = values[_WHEN]
-        since = utc_text(parse_utc_text(when) - window)
+        # A row's time is always utc_text's form, which fromisoformat reads in a tenth of strptime's time.
+        since = utc_text(datetime.fromisoformat(when) - window)
         out.append((index, (fingerprint, op.request_id, since, when, session_id, user_id)))
     return out
 

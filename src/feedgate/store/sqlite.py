@@ -39,13 +39,23 @@ _INSERT_REQUEST = (
     f"SELECT COALESCE(MAX(attempt), 0) + 1, {', '.join('?' for _ in REQUEST_COLUMNS)} "
     "FROM requests WHERE request_id = ?"
 )
+# The earlier answer of each looked-up row, all in one statement: a statement per row cost a round trip to
+# the SQLite thread each, the writer's largest cost per row for traffic with users or sessions.
 _PREVIOUS_SAME_CONVERSATION = """
-SELECT request_id FROM requests
-WHERE messages_fingerprint = ? AND request_id <> ? AND datetime_utc >= ? AND datetime_utc <= ?
-  AND ((? IS NOT NULL AND session_id = ?) OR (? IS NOT NULL AND user_id = ?))
-  AND (user_id IS NOT NULL OR session_id IS NOT NULL)
-ORDER BY id DESC LIMIT 1
+WITH u(ord, fp, rid, since, upto, sid, uid) AS (VALUES {values})
+SELECT u.ord, (
+    SELECT r.request_id FROM requests r
+    WHERE r.messages_fingerprint = u.fp AND r.request_id <> u.rid AND r.datetime_utc >= u.since
+      AND r.datetime_utc <= u.upto
+      AND ((u.sid IS NOT NULL AND r.session_id = u.sid) OR (u.uid IS NOT NULL AND r.user_id = u.uid))
+      AND (r.user_id IS NOT NULL OR r.session_id IS NOT NULL)
+    ORDER BY r.id DESC LIMIT 1
+) FROM u
 """
+# Lookups per statement: 7 parameters each, well under SQLite's 32,766.
+_LOOKUPS_PER_STATEMENT = 1000
+
+
 # The errors sqlite3 raises for a record's content, not for the database being unusable.
 _CONTENT_ERRORS = (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.ProgrammingError, OverflowError)
 
@@ -158,10 +168,14 @@ class SqliteStore(Store):
 
                 async def find_previous(lookups: list[tuple[int, Lookup]]) -> dict[int, str]:
                     found: dict[int, str] = {}
-                    for index, (fingerprint, rid, since, when, session_id, user_id) in lookups:
-                        args = (fingerprint, rid, since, when, session_id, session_id, user_id, user_id)
-                        for row in await conn.execute_fetchall(_PREVIOUS_SAME_CONVERSATION, args):
-                            found[index] = row[0]
+                    for start in range(0, len(lookups), _LOOKUPS_PER_STATEMENT):
+                        part = lookups[start : start + _LOOKUPS_PER_STATEMENT]
+                        values = ", ".join("(?, ?, ?, ?, ?, ?, ?)" for _ in part)
+                        sql = _PREVIOUS_SAME_CONVERSATION.format(values=values)
+                        args = [value for index, lookup in part for value in (index, *lookup)]
+                        for index, request_id in await conn.execute_fetchall(sql, args):
+                            if request_id is not None:
+                                found[index] = request_id
                     return found
 
                 derived = await insert_derived_signals(db, inserts, self.regenerate_window, find_previous)
