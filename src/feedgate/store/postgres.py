@@ -49,8 +49,9 @@ _CONTENT_ERRORS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError,
 # Errors that mean "not reachable yet": worth waiting for when database.connect_wait_s allows it. A wrong
 # password or a missing database is not on this list: waiting would not fix it.
 _TRANSIENT = (OSError, TimeoutError, asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError)
-# Same-conversation lookup for a whole batch at once (SqliteStore runs it row by row): for each new row,
+# Same-conversation lookup for a whole batch at once (SqliteStore's is one VALUES statement): for each new row,
 # the latest earlier answer to the same messages from the same session or user inside the window.
+# Newest first along the fingerprint's time index, so the walk ends at the first match (as on SQLite).
 _PREVIOUS_SAME_CONVERSATION = """
 SELECT u.ord, p.request_id
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
@@ -60,7 +61,8 @@ CROSS JOIN LATERAL (
     WHERE r.messages_fingerprint = u.fp AND r.request_id <> u.rid
       AND r.datetime_utc >= u.since AND r.datetime_utc <= u.upto
       AND ((u.sid IS NOT NULL AND r.session_id = u.sid) OR (u.uid IS NOT NULL AND r.user_id = u.uid))
-    ORDER BY r.id DESC LIMIT 1
+      AND (r.user_id IS NOT NULL OR r.session_id IS NOT NULL)
+    ORDER BY r.datetime_utc DESC, r.id DESC LIMIT 1
 ) p
 ORDER BY u.ord
 """

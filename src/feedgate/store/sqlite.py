@@ -40,7 +40,10 @@ _INSERT_REQUEST = (
     "FROM requests WHERE request_id = ?"
 )
 # The earlier answer of each looked-up row, all in one statement: a statement per row cost a round trip to
-# the SQLite thread each, the writer's largest cost per row for traffic with users or sessions.
+# the SQLite thread each, the writer's largest cost per row for traffic with users or sessions. Newest first
+# in the index's own order (time, then the row id it ends with), so the walk stops at the first match: by
+# id alone, SQLite sorted every request of the conversation in the window first, for every row, and a
+# conversation sent again and again (a canned first turn, a benchmark) made the writer's cost grow with it.
 _PREVIOUS_SAME_CONVERSATION = """
 WITH u(ord, fp, rid, since, upto, sid, uid) AS (VALUES {values})
 SELECT u.ord, (
@@ -49,7 +52,7 @@ SELECT u.ord, (
       AND r.datetime_utc <= u.upto
       AND ((u.sid IS NOT NULL AND r.session_id = u.sid) OR (u.uid IS NOT NULL AND r.user_id = u.uid))
       AND (r.user_id IS NOT NULL OR r.session_id IS NOT NULL)
-    ORDER BY r.id DESC LIMIT 1
+    ORDER BY r.datetime_utc DESC, r.id DESC LIMIT 1
 ) FROM u
 """
 # Lookups per statement: 7 parameters each, well under SQLite's 32,766.
